@@ -1,0 +1,75 @@
+//! `tribune demo`: a server with a live space `demo` in which two built-in synthetic speakers take
+//! turns, publishing through the same WHIP path as real speakers.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tribune_client::speak;
+use tribune_server::auth::Role;
+use tribune_server::{Config, Server};
+
+/// The demo's speakers: display name and voice fundamental (Hz).
+const VOICES: [(&str, f32); 2] = [("Ada", 220.0), ("Ben", 330.0)];
+
+/// Run the demo until Ctrl-C.
+pub async fn run(cfg: Config) -> Result<ExitCode> {
+    let key = cfg.admin_key.clone();
+    let server = Server::bind(cfg).await.context("binding the server")?;
+    let app = server.app.clone();
+    let base = format!("http://{}", server.http_addr);
+    let created = app
+        .create_space(
+            Some("demo"),
+            "tribune demo",
+            "Two synthetic speakers taking turns",
+            "Demo host",
+        )
+        .context("creating the demo space")?;
+    let id = created.space.id.clone();
+    let whip = format!("{base}/api/spaces/{id}/whip");
+    let live = format!("{base}/spaces/{id}/live.opus");
+    let (guest_token, _) = app.mint(&id, "guest", "Guest", Role::Speaker);
+
+    let server_task = tokio::spawn(server.serve(super::shutdown_signal()));
+
+    for (i, (name, hz)) in VOICES.iter().enumerate() {
+        let (token, _) = app.mint(&id, &format!("demo-{}", name.to_lowercase()), name, Role::Speaker);
+        let opts = speak::Options {
+            token: Some(token),
+            source: speak::Source::Voice {
+                fundamental_hz: *hz,
+                seed: i as u64 + 1,
+            },
+            ..speak::Options::new(whip.clone())
+        };
+        tokio::spawn(keep_speaking(opts, name));
+    }
+
+    println!("listen: {live}");
+    println!("ffplay: ffplay -nodisp {live}");
+    println!("mpv: mpv {live}");
+    println!("curl: curl -sN {live} -o demo-live.opus");
+    println!("recording: {base}/spaces/{id}/recording.opus");
+    println!("space: {base}/api/spaces/{id}");
+    println!("operator key: {key}");
+    println!("speaker token: {guest_token}");
+    println!(
+        "speak: tribune speak --whip {whip} --token {guest_token} --tone 550"
+    );
+    server_task.await??;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A built-in speaker: publish over WHIP, and reconnect after a pause if the session drops.
+async fn keep_speaking(opts: speak::Options, name: &'static str) {
+    loop {
+        match speak::run(opts.clone(), std::future::pending::<()>()).await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(speaker = name, error = %e, "demo speaker dropped; reconnecting");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `speak`: a WHIP client (RFC 9725) that publishes one Opus stream and records what it hears.
+//!
+//! The flow: bind a UDP socket, build a str0m peer offering only Opus with one host candidate,
+//! POST the offer (`application/sdp`, `Authorization: Bearer`), apply the answer from the
+//! `201 Created`, then drive the peer from one task until the duration ends or `cancel`
+//! resolves, and DELETE the session's `Location`. Works against any WHIP server.
+//!
+//! Sending follows a drift-free 20 ms schedule: one Opus frame of 960 samples per tick, RTP
+//! media time advancing by 960 per frame. What the server sends back (tribune's mix-minus) is
+//! decoded and, if asked, written to a 48 kHz mono 16-bit WAV file.
+
+mod peer;
+mod source;
+mod whip;
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tracing::{info, warn};
+
+use crate::Result;
+use crate::wav::Recorder;
+
+pub use peer::CONNECT_TIMEOUT;
+pub use source::TONE_AMPLITUDE;
+pub use whip::SDP_MIME;
+
+/// How long one WHIP HTTP request (POST or DELETE) may take.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default Opus bitrate: 32 kb/s is transparent for speech in mono.
+pub const DEFAULT_BITRATE: u32 = 32_000;
+
+/// What to send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A pure sine at `hz`, at [`TONE_AMPLITUDE`].
+    Tone {
+        /// Frequency in Hz.
+        hz: f32,
+    },
+    /// A synthetic talking voice (see `tribune_media::synth::Voice`).
+    Voice {
+        /// The voice's fundamental frequency in Hz.
+        fundamental_hz: f32,
+        /// Seed of its syllable pattern, so runs are reproducible.
+        seed: u64,
+    },
+    /// A WAV file of any rate and channel count: downmixed to mono and resampled to 48 kHz
+    /// linearly. Without [`Options::loop_wav`], the run ends when the file does.
+    Wav(PathBuf),
+    /// Digital silence (still sent as Opus frames every 20 ms).
+    Silence,
+}
+
+/// How to speak.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The WHIP endpoint, e.g. `http://127.0.0.1:8080/api/spaces/{id}/whip`.
+    pub whip_url: String,
+    /// Bearer token for the POST and the DELETE.
+    pub token: Option<String>,
+    /// What to send.
+    pub source: Source,
+    /// Where to save what we hear (the server's audio back to us), as 48 kHz mono 16-bit WAV.
+    pub record: Option<PathBuf>,
+    /// How long to stay; `None` = until the cancel future resolves.
+    pub duration: Option<Duration>,
+    /// Offer `sendonly` instead of `sendrecv` (then nothing comes back).
+    pub send_only: bool,
+    /// Local address to bind the UDP socket to; it becomes our only ICE host candidate.
+    pub bind: IpAddr,
+    /// Opus bitrate in bit/s.
+    pub bitrate: u32,
+    /// Restart a [`Source::Wav`] at its end instead of ending the run.
+    pub loop_wav: bool,
+}
+
+impl Options {
+    /// Options for `whip_url` with every other field at its default.
+    pub fn new(whip_url: impl Into<String>) -> Self {
+        Self {
+            whip_url: whip_url.into(),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for Options {
+    /// A 440 Hz tone from 127.0.0.1 at 32 kb/s, sendrecv, until cancelled, to no URL yet.
+    fn default() -> Self {
+        Self {
+            whip_url: String::new(),
+            token: None,
+            source: Source::Tone { hz: 440.0 },
+            record: None,
+            duration: None,
+            send_only: false,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            bitrate: DEFAULT_BITRATE,
+            loop_wav: false,
+        }
+    }
+}
+
+/// What happened during a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Opus packets we sent.
+    pub sent_packets: u64,
+    /// RTP packets (Opus frames) we received.
+    pub received_packets: u64,
+    /// Samples decoded from the received packets (48 kHz; concealment of losses not counted).
+    pub received_samples: u64,
+    /// Packets missing from what we heard, from RTP sequence number gaps.
+    pub lost_packets: u64,
+    /// The absolute URL of the WHIP session (its resolved `Location`).
+    pub session_url: String,
+}
+
+/// Publishes `opts.source` to `opts.whip_url` until `opts.duration` ends, `cancel` resolves, or a
+/// non-looping WAV source ends.
+///
+/// Errors: the WHIP POST failing or answering other than `201 Created`
+/// ([`crate::Error::WhipStatus`] carries status and body), ICE/DTLS not connecting within
+/// [`CONNECT_TIMEOUT`], or the connection being lost. The session is DELETEd on every exit after
+/// a successful POST (a failing DELETE is only logged), and the recording's header is finalized.
+pub async fn run(opts: Options, cancel: impl Future<Output = ()>) -> Result<Report> {
+    let frames = source::Frames::new(&opts.source, opts.loop_wav)?;
+    let endpoint = whip::parse_url(&opts.whip_url)?;
+    let recorder = opts.record.as_deref().map(Recorder::create).transpose()?;
+    let socket = UdpSocket::bind((opts.bind, 0)).await?;
+    let local = socket.local_addr()?;
+    let offer = peer::Offer::new(local, opts.send_only)?;
+    let client = reqwest::Client::builder().timeout(HTTP_TIMEOUT).build()?;
+
+    let token = opts.token.as_deref();
+    let session = whip::post_offer(&client, &endpoint, token, &offer.sdp).await?;
+    info!(session = %session.url, %local, "WHIP session created");
+
+    let result = async {
+        let mut speaker = offer.accept(&session.answer, socket, frames, recorder, opts.bitrate)?;
+        speaker.run(opts.duration, cancel).await?;
+        speaker.finish()
+    }
+    .await;
+
+    if let Err(e) = whip::delete(&client, &session.url, token).await {
+        warn!(session = %session.url, error = %e, "WHIP DELETE failed");
+    }
+    let mut report = result?;
+    report.session_url = session.url.to_string();
+    Ok(report)
+}

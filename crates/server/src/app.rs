@@ -1,0 +1,244 @@
+//! The server as an embeddable library: shared state, the router, and start-up.
+//!
+//! Two runtimes keep the broadcast isolated from the audience: HTTP (API, listeners,
+//! recordings) runs on the caller's tokio runtime; the media path (the shared UDP port and one
+//! task per WHIP session) runs on a runtime of its own on a dedicated thread; each space's
+//! mixer, pager and recorder are plain threads.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::auth::{Keys, Role};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::rtc::mux::Mux;
+use crate::space::{Space, Spaces};
+use crate::{api, streams, whip};
+
+/// State shared by every handler.
+pub struct App {
+    pub cfg: Config,
+    pub keys: Keys,
+    pub spaces: Spaces,
+    pub metrics: Arc<Metrics>,
+    pub mux: Arc<Mux>,
+    pub media: tokio::runtime::Handle,
+    /// ICE host candidates with their real ports.
+    pub candidates: Vec<SocketAddr>,
+}
+
+/// Shared state as handlers see it.
+pub type AppState = Arc<App>;
+
+/// A space created through [`App::create_space`].
+pub struct Created {
+    pub space: Arc<Space>,
+    pub host_token: String,
+    pub host_sub: String,
+}
+
+/// Why a space could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("a space with id {0:?} exists")]
+    Exists(String),
+    #[error("invalid space id {0:?}: use 1-64 characters of [A-Za-z0-9_-]")]
+    InvalidId(String),
+    #[error("starting the space: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl App {
+    /// Create a live space (and its host's token). `id` is random when not given.
+    pub fn create_space(
+        &self,
+        id: Option<&str>,
+        title: &str,
+        description: &str,
+        host_name: &str,
+    ) -> Result<Created, CreateError> {
+        let id = match id {
+            Some(id) => {
+                if id.is_empty()
+                    || id.len() > 64
+                    || !id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    return Err(CreateError::InvalidId(id.to_owned()));
+                }
+                id.to_owned()
+            }
+            None => crate::auth::random_id(10),
+        };
+        if self.spaces.contains(&id) {
+            return Err(CreateError::Exists(id));
+        }
+        let host_sub = format!("host-{}", crate::auth::random_id(8));
+        let space = Space::start(
+            &id,
+            title,
+            description,
+            &host_sub,
+            &self.cfg,
+            self.metrics.clone(),
+        )?;
+        if !self.spaces.insert(space.clone()) {
+            space.end();
+            return Err(CreateError::Exists(id));
+        }
+        let (host_token, _) = self.mint(&id, &host_sub, host_name, Role::Host);
+        tracing::info!(space = %id, title, "space created");
+        Ok(Created {
+            space,
+            host_token,
+            host_sub,
+        })
+    }
+
+    /// Mint a token with the configured lifetime.
+    pub fn mint(&self, space: &str, sub: &str, name: &str, role: Role) -> (String, u64) {
+        let (tok, claims) = self.keys.mint(
+            space,
+            sub,
+            name,
+            role,
+            self.cfg.token_ttl,
+            SystemTime::now(),
+        );
+        (tok, claims.exp)
+    }
+}
+
+/// The HTTP routes.
+pub fn router(app: AppState) -> Router {
+    let max_body = app.cfg.max_body;
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .route("/api/spaces", post(api::create_space).get(api::list_spaces))
+        .route("/api/spaces/{id}", get(api::get_space))
+        .route("/api/spaces/{id}/tokens", post(api::mint_token))
+        .route("/api/spaces/{id}/end", post(api::end_space))
+        .route(
+            "/api/spaces/{id}/whip",
+            post(whip::post)
+                .options(whip::options_endpoint)
+                .get(whip::get_empty)
+                .fallback(whip::endpoint_not_allowed),
+        )
+        .route(
+            "/api/spaces/{id}/whip/{session}",
+            axum::routing::delete(whip::delete)
+                .options(whip::options_session)
+                .patch(whip::patch)
+                .get(whip::get_empty)
+                .fallback(whip::session_not_allowed),
+        )
+        .route("/spaces/{id}/live.opus", get(streams::live))
+        .route("/spaces/{id}/recording.opus", get(streams::recording))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(app)
+}
+
+/// A running server.
+pub struct Server {
+    pub app: AppState,
+    pub http_addr: SocketAddr,
+    pub udp_addr: SocketAddr,
+    listener: Option<tokio::net::TcpListener>,
+    _media_thread: std::thread::JoinHandle<()>,
+}
+
+impl Server {
+    /// Bind the HTTP and UDP ports and start the media runtime. Call [`Server::serve`] next.
+    pub async fn bind(cfg: Config) -> std::io::Result<Server> {
+        let metrics = Arc::new(Metrics::default());
+        let udp = std::net::UdpSocket::bind(cfg.udp)?;
+        let udp_addr = udp.local_addr()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let media_thread = std::thread::Builder::new()
+            .name("media".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = tx.send(Ok(rt.handle().clone()));
+                rt.block_on(std::future::pending::<()>());
+            })?;
+        let media = rx
+            .recv()
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)?;
+        let mux = {
+            let _guard = media.enter();
+            Mux::new(udp, metrics.clone())?
+        };
+        media.spawn(mux.clone().run());
+        let candidates = cfg
+            .advertise
+            .iter()
+            .map(|a| {
+                if a.port() == 0 {
+                    SocketAddr::new(a.ip(), udp_addr.port())
+                } else {
+                    *a
+                }
+            })
+            .collect();
+        let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+        let http_addr = listener.local_addr()?;
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        let app = Arc::new(App {
+            keys: Keys::new(&cfg.jwt_secret),
+            cfg,
+            spaces: Spaces::default(),
+            metrics,
+            mux,
+            media,
+            candidates,
+        });
+        Ok(Server {
+            app,
+            http_addr,
+            udp_addr,
+            listener: Some(listener),
+            _media_thread: media_thread,
+        })
+    }
+
+    /// Serve HTTP until `shutdown` resolves.
+    pub async fn serve(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Some(listener) = self.listener.take() else {
+            return Ok(());
+        };
+        let router = router(self.app.clone());
+        let app = self.app.clone();
+        // Ending the spaces first ends every live stream, so graceful shutdown does not wait
+        // forever on listeners; the recordings are finished by their threads.
+        let shutdown = async move {
+            shutdown.await;
+            for s in app.spaces.all() {
+                s.end();
+            }
+        };
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

@@ -1,0 +1,342 @@
+//! Server configuration: command-line flags, then `TRIBUNE_…` environment variables, then an
+//! optional TOML file, then built-in defaults — in that order of precedence.
+//!
+//! Every option is an `Option` in both the flag struct ([`Args`]) and the file struct
+//! ([`FileConfig`]); [`Args::resolve`] merges them field by field into the final [`Config`].
+//! clap itself gives flags precedence over the environment.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Default HTTP address: loopback, so a fresh `tribune serve` exposes nothing by accident.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+
+/// Flags of `tribune serve` (and `tribune demo`). Each may also come from the environment.
+#[derive(Debug, Clone, Default, Parser)]
+pub struct Args {
+    /// TOML configuration file; its keys are the long flag names with `_` for `-`.
+    /// Flags and environment variables override it.
+    #[arg(long, env = "TRIBUNE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// HTTP address to listen on (API, streams, recordings). [default: 127.0.0.1:8080]
+    #[arg(long, env = "TRIBUNE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// UDP address for WebRTC media of every speaker (one shared port).
+    /// [default: the IP of --listen, port 8081; port 0 if --listen uses port 0]
+    #[arg(long, env = "TRIBUNE_UDP")]
+    pub udp: Option<SocketAddr>,
+
+    /// Addresses advertised as ICE host candidates, comma separated, each `IP` or `IP:PORT`
+    /// (a public address behind NAT; IPv4 and IPv6). [default: the --udp IP, or 127.0.0.1 when
+    /// --udp binds an unspecified address]
+    #[arg(long, env = "TRIBUNE_ADVERTISE", value_delimiter = ',')]
+    pub advertise: Option<Vec<String>>,
+
+    /// Operator key (`Authorization: Bearer <key>` on operator requests).
+    /// [default: a random key, printed at start]
+    #[arg(long, env = "TRIBUNE_ADMIN_KEY")]
+    pub admin_key: Option<String>,
+
+    /// Secret that signs tokens (HS256). [default: random per run, so tokens die with the process]
+    #[arg(long, env = "TRIBUNE_JWT_SECRET")]
+    pub jwt_secret: Option<String>,
+
+    /// Directory for recordings. [default: ./data]
+    #[arg(long, env = "TRIBUNE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Bitrate of the listener stream and of each mix-minus, bits/s. [default: 32000]
+    #[arg(long, env = "TRIBUNE_BITRATE")]
+    pub bitrate: Option<u32>,
+
+    /// Ogg page cadence of the live stream, milliseconds (20..=1000). [default: 200]
+    #[arg(long, env = "TRIBUNE_PAGE_MS")]
+    pub page_ms: Option<u64>,
+
+    /// Recent audio sent at once to a new listener, milliseconds. [default: 1000]
+    #[arg(long, env = "TRIBUNE_BURST_MS")]
+    pub burst_ms: Option<u64>,
+
+    /// How far (milliseconds) a listener may fall behind before it is dropped. [default: 10000]
+    #[arg(long, env = "TRIBUNE_SLOW_LISTENER_MS")]
+    pub slow_listener_ms: Option<u64>,
+
+    /// Lifetime of minted tokens, seconds. [default: 43200]
+    #[arg(long, env = "TRIBUNE_TOKEN_TTL")]
+    pub token_ttl: Option<u64>,
+
+    /// Largest accepted request body (SDP offers, JSON), bytes. [default: 65536]
+    #[arg(long, env = "TRIBUNE_MAX_BODY")]
+    pub max_body: Option<usize>,
+
+    /// A speaker silent on the network this long is dropped (ICE consent, RFC 7675), seconds.
+    /// [default: 30]
+    #[arg(long, env = "TRIBUNE_ICE_TIMEOUT")]
+    pub ice_timeout: Option<u64>,
+
+    /// Log filter (tracing `EnvFilter` syntax). [default: info]
+    #[arg(long, env = "TRIBUNE_LOG")]
+    pub log: Option<String>,
+}
+
+/// The TOML file: the same options as [`Args`], all optional; unknown keys are an error.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub udp: Option<SocketAddr>,
+    pub advertise: Option<Vec<String>>,
+    pub admin_key: Option<String>,
+    pub jwt_secret: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub bitrate: Option<u32>,
+    pub page_ms: Option<u64>,
+    pub burst_ms: Option<u64>,
+    pub slow_listener_ms: Option<u64>,
+    pub token_ttl: Option<u64>,
+    pub max_body: Option<usize>,
+    pub ice_timeout: Option<u64>,
+    pub log: Option<String>,
+}
+
+/// Errors while building the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid option {name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub udp: SocketAddr,
+    /// Advertised candidates; a port of 0 means "the port the UDP socket got".
+    pub advertise: Vec<SocketAddr>,
+    pub admin_key: String,
+    pub jwt_secret: String,
+    pub data_dir: PathBuf,
+    pub bitrate: u32,
+    pub page: Duration,
+    pub burst: Duration,
+    pub slow_listener: Duration,
+    pub token_ttl: Duration,
+    pub max_body: usize,
+    pub ice_timeout: Duration,
+    pub log: String,
+}
+
+impl Args {
+    /// Merge flags/environment (already merged by clap) over the TOML file over defaults.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        merge(self.clone(), file)
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Field-by-field merge: `args` wins over `file`, which wins over the default.
+pub fn merge(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
+    let listen = args.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN);
+    let udp = args.udp.or(file.udp).unwrap_or_else(|| {
+        let port = if listen.port() == 0 {
+            0
+        } else {
+            listen.port().wrapping_add(1)
+        };
+        SocketAddr::new(listen.ip(), port)
+    });
+    let advertise_raw = args.advertise.or(file.advertise).unwrap_or_default();
+    let mut advertise = Vec::new();
+    for a in advertise_raw.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        advertise.push(parse_advertise(a)?);
+    }
+    if advertise.is_empty() {
+        let ip = if udp.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            udp.ip()
+        };
+        advertise.push(SocketAddr::new(ip, 0));
+    }
+    let page_ms = args.page_ms.or(file.page_ms).unwrap_or(200);
+    if !(20..=1000).contains(&page_ms) || page_ms % 20 != 0 {
+        return Err(ConfigError::Invalid {
+            name: "page_ms",
+            reason: format!("{page_ms} is not a multiple of 20 between 20 and 1000"),
+        });
+    }
+    let bitrate = args.bitrate.or(file.bitrate).unwrap_or(32_000);
+    if !(6_000..=510_000).contains(&bitrate) {
+        return Err(ConfigError::Invalid {
+            name: "bitrate",
+            reason: format!("{bitrate} is outside Opus' 6000..=510000 b/s"),
+        });
+    }
+    Ok(Config {
+        listen,
+        udp,
+        advertise,
+        admin_key: args
+            .admin_key
+            .or(file.admin_key)
+            .unwrap_or_else(|| crate::auth::random_id(32)),
+        jwt_secret: args
+            .jwt_secret
+            .or(file.jwt_secret)
+            .unwrap_or_else(|| crate::auth::random_id(48)),
+        data_dir: args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data")),
+        bitrate,
+        page: Duration::from_millis(page_ms),
+        burst: Duration::from_millis(args.burst_ms.or(file.burst_ms).unwrap_or(1000)),
+        slow_listener: Duration::from_millis(
+            args.slow_listener_ms
+                .or(file.slow_listener_ms)
+                .unwrap_or(10_000)
+                .max(1000),
+        ),
+        token_ttl: Duration::from_secs(args.token_ttl.or(file.token_ttl).unwrap_or(43_200)),
+        max_body: args.max_body.or(file.max_body).unwrap_or(64 * 1024),
+        ice_timeout: Duration::from_secs(args.ice_timeout.or(file.ice_timeout).unwrap_or(30).max(1)),
+        log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+    })
+}
+
+fn parse_advertise(s: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    s.trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 0))
+        .map_err(|_| ConfigError::Invalid {
+            name: "advertise",
+            reason: format!("{s:?} is neither IP nor IP:PORT"),
+        })
+}
+
+impl Config {
+    /// A configuration for tests: loopback, ephemeral ports, the given data directory.
+    pub fn for_tests(data_dir: PathBuf) -> Config {
+        let args = Args {
+            listen: Some("127.0.0.1:0".parse().expect("literal")),
+            data_dir: Some(data_dir),
+            ..Args::default()
+        };
+        merge(args, FileConfig::default()).expect("test defaults are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9000"
+            bitrate = 48000
+            page_ms = 1000
+            "#,
+        )
+        .unwrap();
+        let args = Args {
+            bitrate: Some(24_000),
+            ..Args::default()
+        };
+        let c = merge(args, file).unwrap();
+        assert_eq!(c.bitrate, 24_000, "flag wins over file");
+        assert_eq!(c.listen.port(), 9000, "file wins over default");
+        assert_eq!(c.page, Duration::from_secs(1));
+        assert_eq!(c.burst, Duration::from_millis(1000), "default");
+        assert_eq!(c.udp.port(), 9001, "udp defaults to listen port + 1");
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn env_beats_file_and_flag_beats_env() {
+        // Only this test reads TRIBUNE_BURST_MS, so setting it cannot disturb other tests.
+        // SAFETY: no other thread reads or writes this variable.
+        unsafe { std::env::set_var("TRIBUNE_BURST_MS", "250") };
+        let file = FileConfig {
+            burst_ms: Some(3000),
+            page_ms: Some(1000),
+            ..FileConfig::default()
+        };
+        let args = Args::try_parse_from(["serve", "--page-ms", "400"]).unwrap();
+        let c = merge(args, file.clone()).unwrap();
+        assert_eq!(c.page, Duration::from_millis(400), "flag beats file");
+        assert_eq!(c.burst, Duration::from_millis(250), "env beats file");
+        let args = Args::try_parse_from(["serve", "--burst-ms", "100"]).unwrap();
+        let c = merge(args, file).unwrap();
+        assert_eq!(c.burst, Duration::from_millis(100), "flag beats env");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        assert!(toml::from_str::<FileConfig>("listen_port = 3").is_err());
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        let args = Args {
+            page_ms: Some(30),
+            ..Args::default()
+        };
+        assert!(merge(args, FileConfig::default()).is_err());
+        let args = Args {
+            advertise: Some(vec!["not-an-ip".into()]),
+            ..Args::default()
+        };
+        assert!(merge(args, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn advertise_forms() {
+        assert_eq!(
+            parse_advertise("203.0.113.7").unwrap(),
+            "203.0.113.7:0".parse().unwrap()
+        );
+        assert_eq!(
+            parse_advertise("[2001:db8::1]:4000").unwrap(),
+            "[2001:db8::1]:4000".parse().unwrap()
+        );
+        assert_eq!(
+            parse_advertise("2001:db8::1").unwrap(),
+            "[2001:db8::1]:0".parse().unwrap()
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! tribune's server as an embeddable library: HTTP API, WHIP ingest on one UDP port, one mixer
+//! thread per live space, the shared live Ogg/Opus stream, and recordings.
+//!
+//! Start one with [`Server::bind`] then [`Server::serve`]; see `crates/cli` for the binary.
+#![deny(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod live;
+pub mod metrics;
+pub mod mixer;
+pub mod recording;
+pub mod rtc;
+pub mod sdp;
+pub mod space;
+pub mod streams;
+pub mod whip;
+
+pub use app::{App, AppState, Server};
+pub use config::{Args, Config};

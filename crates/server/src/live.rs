@@ -1,0 +1,234 @@
+//! The live Ogg/Opus stream of a space: the pager thread and the shared page ring listeners read.
+//!
+//! The pager turns the mixer's 20 ms packets into Ogg pages every `page` interval (default
+//! 200 ms). Each page is encoded once into a [`Bytes`] and shared by every listener: a listener
+//! costs a reference count per page, not a copy or an encode. A new listener gets two small
+//! header pages numbered so that the shared pages follow without a sequence gap, then about a
+//! second of recent pages (so players start at once), then pages as they are made.
+//!
+//! Memory is bounded whatever the listeners do: pages sit in one [`broadcast`] ring; a listener
+//! that falls behind by more than the ring loses its place and is disconnected.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use tokio::sync::broadcast;
+use tribune_media::mixer::FRAME_SAMPLES;
+use tribune_media::oggopus::OggOpusWriter;
+
+use crate::metrics::Metrics;
+
+/// One encoded Ogg page (possibly a few, if it had to be split) of the live stream.
+#[derive(Clone, Debug)]
+pub struct LivePage {
+    pub seq: u32,
+    pub last_seq: u32,
+    pub granule: u64,
+    pub bytes: Bytes,
+}
+
+/// What a new listener starts from.
+pub struct Subscription {
+    /// OpusHead + OpusTags pages numbered to precede `burst[0]` (or the next page).
+    pub head: Bytes,
+    /// Recent pages, oldest first.
+    pub burst: Vec<LivePage>,
+    /// Pages to come.
+    pub rx: broadcast::Receiver<LivePage>,
+}
+
+struct Ring {
+    recent: VecDeque<LivePage>,
+    next_seq: u32,
+    tx: Option<broadcast::Sender<LivePage>>,
+}
+
+/// The shared live stream of one space.
+pub struct LiveStream {
+    header: OggOpusWriter,
+    ring: Mutex<Ring>,
+    burst_pages: usize,
+    capacity: usize,
+    /// Listeners connected now.
+    pub listeners: AtomicI64,
+}
+
+impl LiveStream {
+    /// `burst` of recent audio for new listeners; a listener more than `slow` behind is dropped.
+    pub fn new(header: OggOpusWriter, page: Duration, burst: Duration, slow: Duration) -> Self {
+        let per = page.as_millis().max(1);
+        let burst_pages = burst.as_millis().div_ceil(per) as usize;
+        let capacity = (slow.as_millis().div_ceil(per) as usize).max(4);
+        let (tx, _) = broadcast::channel(capacity);
+        LiveStream {
+            header,
+            ring: Mutex::new(Ring {
+                recent: VecDeque::with_capacity(burst_pages + 1),
+                next_seq: 2,
+                tx: Some(tx),
+            }),
+            burst_pages,
+            capacity,
+            listeners: AtomicI64::new(0),
+        }
+    }
+
+    /// Subscribe a listener: `None` once the stream has ended.
+    pub fn subscribe(&self) -> Option<Subscription> {
+        let ring = self.ring.lock();
+        let tx = ring.tx.as_ref()?;
+        let burst: Vec<LivePage> = ring.recent.iter().cloned().collect();
+        let first = burst.first().map(|p| p.seq).unwrap_or(ring.next_seq);
+        Some(Subscription {
+            head: Bytes::from(self.header.header_pages(first)),
+            burst,
+            rx: tx.subscribe(),
+        })
+    }
+
+    /// Ring size in pages (how far a listener may lag).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn publish(&self, page: LivePage) {
+        let mut ring = self.ring.lock();
+        ring.next_seq = page.last_seq.wrapping_add(1);
+        if self.burst_pages > 0 {
+            if ring.recent.len() == self.burst_pages {
+                ring.recent.pop_front();
+            }
+            ring.recent.push_back(page.clone());
+        }
+        if let Some(tx) = &ring.tx {
+            // No receivers is fine: nobody is listening right now.
+            let _ = tx.send(page);
+        }
+    }
+
+    /// End the stream: current listeners get the remaining pages, then end of body.
+    fn close(&self) {
+        self.ring.lock().tx = None;
+    }
+
+    /// Whether the stream has ended.
+    pub fn is_closed(&self) -> bool {
+        self.ring.lock().tx.is_none()
+    }
+}
+
+/// Start the pager thread: packets from the mixer → pages for listeners (and the recorder).
+/// It ends, closing the stream with an end-of-stream page, when the mixer's channel closes.
+pub fn spawn_pager(
+    space_id: &str,
+    mut writer: OggOpusWriter,
+    page: Duration,
+    input: Receiver<Vec<u8>>,
+    stream: Arc<LiveStream>,
+    recorder: Option<Sender<Vec<u8>>>,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<JoinHandle<()>> {
+    let page_samples = (page.as_millis() as u64) * 48;
+    std::thread::Builder::new()
+        .name(format!("pager-{space_id}"))
+        .spawn(move || {
+            for packet in input.iter() {
+                writer.push(&packet, FRAME_SAMPLES as u32);
+                if let Some(rec) = &recorder
+                    && rec.try_send(packet).is_err()
+                {
+                    metrics.recording_errors.fetch_add(1, Relaxed);
+                }
+                if writer.pending_samples() >= page_samples
+                    && let Some(p) = writer.flush(false)
+                {
+                    stream.publish(to_live(p));
+                }
+            }
+            if let Some(p) = writer.flush(true) {
+                stream.publish(to_live(p));
+            }
+            stream.close();
+        })
+}
+
+fn to_live(p: tribune_media::oggopus::AudioPage) -> LivePage {
+    LivePage {
+        seq: p.seq,
+        last_seq: p.last_seq,
+        granule: p.granule,
+        bytes: Bytes::from(p.bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tribune_media::ogg::{PacketReader, PageReader};
+
+    fn stream() -> Arc<LiveStream> {
+        let w = OggOpusWriter::new(7, 1, 312, vec![]);
+        Arc::new(LiveStream::new(
+            w,
+            Duration::from_millis(200),
+            Duration::from_millis(1000),
+            Duration::from_secs(2),
+        ))
+    }
+
+    /// A late joiner's bytes parse as one stream: headers, then pages without a sequence gap.
+    #[test]
+    fn late_joiner_gets_continuous_numbering() {
+        let s = stream();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let w = OggOpusWriter::new(7, 1, 312, vec![]);
+        let metrics = Arc::new(Metrics::default());
+        let t = spawn_pager("t", w, Duration::from_millis(200), rx, s.clone(), None, metrics)
+            .unwrap();
+        // 3 s of packets: 15 pages, of which the ring keeps 5 for the burst.
+        for _ in 0..150 {
+            tx.send(vec![0xF8, 0xFF, 0xFE]).unwrap();
+        }
+        // Wait until the pager has published them all (the ring's next seq reaches 17).
+        while s.ring.lock().next_seq < 17 {
+            std::thread::yield_now();
+        }
+        let mut sub = s.subscribe().unwrap();
+        assert_eq!(sub.burst.len(), 5);
+        for _ in 0..10 {
+            tx.send(vec![0xF8, 0xFF, 0xFE]).unwrap();
+        }
+        drop(tx);
+        t.join().unwrap();
+        let mut bytes = sub.head.to_vec();
+        for p in &sub.burst {
+            bytes.extend_from_slice(&p.bytes);
+        }
+        while let Ok(p) = sub.rx.try_recv() {
+            bytes.extend_from_slice(&p.bytes);
+        }
+        let mut pages = PageReader::new();
+        pages.push(&bytes);
+        let mut seqs = Vec::new();
+        let mut packets = PacketReader::new();
+        while let Some(p) = pages.next_page().unwrap() {
+            seqs.push(p.seq);
+            packets.push_page(&p);
+        }
+        assert_eq!(seqs[0] + 2, seqs[2], "headers precede the burst");
+        for w in seqs.windows(2) {
+            assert_eq!(w[0] + 1, w[1], "no sequence gap in {seqs:?}");
+        }
+        let first = packets.next_packet().unwrap();
+        assert!(first.bos && first.data.starts_with(b"OpusHead"));
+        assert!(packets.next_packet().unwrap().data.starts_with(b"OpusTags"));
+        assert!(s.is_closed());
+        assert!(s.subscribe().is_none());
+    }
+}

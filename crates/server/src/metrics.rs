@@ -1,0 +1,129 @@
+//! Process-wide counters and gauges, rendered in the Prometheus text format at `GET /metrics`.
+//!
+//! Plain relaxed atomics: the mixer and the UDP path bump them without locks.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// All metrics of one server.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub spaces_live: AtomicI64,
+    pub speakers: AtomicI64,
+    pub listeners: AtomicI64,
+    pub mixer_ticks: AtomicU64,
+    pub mixer_late_ticks: AtomicU64,
+    pub mixer_tick_ns_max: AtomicU64,
+    pub rtp_packets_received: AtomicU64,
+    pub rtp_packets_lost: AtomicU64,
+    pub mixer_queue_full: AtomicU64,
+    pub listener_bytes_sent: AtomicU64,
+    pub listeners_dropped_slow: AtomicU64,
+    pub listeners_total: AtomicU64,
+    pub udp_datagrams: AtomicU64,
+    pub udp_dropped_unknown: AtomicU64,
+    pub udp_dropped_inbox_full: AtomicU64,
+    pub whip_sessions_total: AtomicU64,
+    pub whip_sessions_timed_out: AtomicU64,
+    pub recording_errors: AtomicU64,
+    pub recording_bytes: AtomicU64,
+}
+
+impl Metrics {
+    /// Render every metric in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut put = |name: &str, kind: &str, help: &str, v: i128| {
+            let _ = writeln!(out, "# HELP tribune_{name} {help}");
+            let _ = writeln!(out, "# TYPE tribune_{name} {kind}");
+            let _ = writeln!(out, "tribune_{name} {v}");
+        };
+        let g = |a: &AtomicI64| a.load(Relaxed) as i128;
+        let c = |a: &AtomicU64| a.load(Relaxed) as i128;
+        put("spaces_live", "gauge", "Live spaces.", g(&self.spaces_live));
+        put("speakers", "gauge", "Connected WHIP speakers.", g(&self.speakers));
+        put("listeners", "gauge", "Connected live.opus listeners.", g(&self.listeners));
+        put("mixer_ticks_total", "counter", "Mixer ticks (20 ms each).", c(&self.mixer_ticks));
+        put(
+            "mixer_late_ticks_total",
+            "counter",
+            "Mixer ticks that started more than 10 ms after their deadline.",
+            c(&self.mixer_late_ticks),
+        );
+        put(
+            "mixer_tick_seconds_max_ns",
+            "gauge",
+            "Longest mixer tick so far, nanoseconds.",
+            c(&self.mixer_tick_ns_max),
+        );
+        put(
+            "rtp_packets_received_total",
+            "counter",
+            "Audio frames received from speakers.",
+            c(&self.rtp_packets_received),
+        );
+        put(
+            "rtp_packets_lost_total",
+            "counter",
+            "Audio frames from speakers lost (sequence gaps).",
+            c(&self.rtp_packets_lost),
+        );
+        put(
+            "mixer_queue_full_total",
+            "counter",
+            "Speaker packets dropped because a mixer inbox was full.",
+            c(&self.mixer_queue_full),
+        );
+        put(
+            "listener_bytes_sent_total",
+            "counter",
+            "Bytes handed to live.opus listener connections.",
+            c(&self.listener_bytes_sent),
+        );
+        put(
+            "listeners_dropped_slow_total",
+            "counter",
+            "Listeners disconnected for reading too slowly.",
+            c(&self.listeners_dropped_slow),
+        );
+        put(
+            "listeners_total",
+            "counter",
+            "live.opus connections accepted.",
+            c(&self.listeners_total),
+        );
+        put("udp_datagrams_total", "counter", "Datagrams received on the media port.", c(&self.udp_datagrams));
+        put(
+            "udp_dropped_unknown_total",
+            "counter",
+            "Datagrams dropped: no session and not a STUN binding request for a known ICE username.",
+            c(&self.udp_dropped_unknown),
+        );
+        put(
+            "udp_dropped_inbox_full_total",
+            "counter",
+            "Datagrams dropped because a session inbox was full.",
+            c(&self.udp_dropped_inbox_full),
+        );
+        put("whip_sessions_total", "counter", "WHIP sessions created.", c(&self.whip_sessions_total));
+        put(
+            "whip_sessions_timed_out_total",
+            "counter",
+            "WHIP sessions closed because the peer went silent (ICE consent).",
+            c(&self.whip_sessions_timed_out),
+        );
+        put(
+            "recording_errors_total",
+            "counter",
+            "Recordings stopped by a write error (e.g. a full disk).",
+            c(&self.recording_errors),
+        );
+        put("recording_bytes_total", "counter", "Bytes written to recordings.", c(&self.recording_bytes));
+        out
+    }
+}
+
+/// Raise `max` to `v` if larger.
+pub fn store_max(max: &AtomicU64, v: u64) {
+    max.fetch_max(v, Relaxed);
+}

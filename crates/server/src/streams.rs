@@ -1,0 +1,133 @@
+//! Public audio: `GET /spaces/{id}/live.opus` (the live Ogg/Opus stream, Icecast-style) and
+//! `GET /spaces/{id}/recording.opus` (the recording, with Range, during and after the space).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream;
+use tokio::sync::broadcast::error::RecvError;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::live::{LivePage, LiveStream};
+use crate::metrics::Metrics;
+use crate::space::State as SpaceState;
+
+/// Decrements the listener gauges when a listener's body is dropped.
+struct ListenerGuard {
+    stream: Arc<LiveStream>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for ListenerGuard {
+    fn drop(&mut self) {
+        self.stream.listeners.fetch_sub(1, Relaxed);
+        self.metrics.listeners.fetch_sub(1, Relaxed);
+    }
+}
+
+fn gone(id: &str) -> ApiError {
+    let url = format!("/spaces/{id}/recording.opus");
+    ApiError::gone(format!("this space has ended; its recording is at {url}"))
+        .with_header(header::LINK, &format!("<{url}>; rel=\"alternate\"; type=\"audio/ogg\""))
+}
+
+/// `GET /spaces/{id}/live.opus`
+pub async fn live(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let space = app.spaces.get(&id).ok_or_else(|| ApiError::not_found("space"))?;
+    if space.state() == SpaceState::Ended {
+        return Err(gone(&id));
+    }
+    let sub = space.live.subscribe().ok_or_else(|| gone(&id))?;
+    space.live.listeners.fetch_add(1, Relaxed);
+    app.metrics.listeners.fetch_add(1, Relaxed);
+    app.metrics.listeners_total.fetch_add(1, Relaxed);
+    let guard = ListenerGuard {
+        stream: space.live.clone(),
+        metrics: app.metrics.clone(),
+    };
+    // First the headers and the burst, then pages as they come.
+    let mut first: Vec<Bytes> = Vec::with_capacity(sub.burst.len() + 1);
+    first.push(sub.head);
+    first.extend(sub.burst.into_iter().map(|p: LivePage| p.bytes));
+    let state = (first.into_iter(), sub.rx, guard);
+    let body = stream::unfold(state, |(mut first, mut rx, guard)| async move {
+        let bytes = match first.next() {
+            Some(b) => b,
+            None => match rx.recv().await {
+                Ok(p) => p.bytes,
+                Err(RecvError::Lagged(_)) => {
+                    guard.metrics.listeners_dropped_slow.fetch_add(1, Relaxed);
+                    return None;
+                }
+                Err(RecvError::Closed) => return None,
+            },
+        };
+        guard
+            .metrics
+            .listener_bytes_sent
+            .fetch_add(bytes.len() as u64, Relaxed);
+        Some((Ok::<Bytes, Infallible>(bytes), (first, rx, guard)))
+    });
+    let kbps = (app.cfg.bitrate / 1000).to_string();
+    let mut resp = Response::new(Body::from_stream(body));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/ogg"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    let icy = [
+        ("icy-name", space.title.clone()),
+        ("icy-description", space.description.clone()),
+        ("icy-pub", "0".into()),
+        ("icy-br", kbps.clone()),
+        (
+            "ice-audio-info",
+            format!("channels=1;samplerate=48000;bitrate={kbps}"),
+        ),
+    ];
+    for (k, v) in icy {
+        // Titles with characters a header cannot carry are simply left out.
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// `GET /spaces/{id}/recording.opus` — served from disk with `Range` support.
+pub async fn recording(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let space = app.spaces.get(&id).ok_or_else(|| ApiError::not_found("space"))?;
+    let mime = HeaderValue::from_static("audio/ogg");
+    let resp = ServeFile::new(&space.recording)
+        .oneshot(req)
+        .await
+        .map_err(ApiError::internal)?;
+    if resp.status() == StatusCode::NOT_FOUND {
+        return Err(ApiError::not_found("recording"));
+    }
+    let mut resp = resp.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, mime);
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    if space.state() == SpaceState::Live {
+        // Still growing: caches must not keep a stale length.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    Ok(resp)
+}
