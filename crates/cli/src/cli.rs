@@ -85,6 +85,10 @@ struct ListenArgs {
 /// Entry point.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Listeners are connections: take every file descriptor the hard limit allows.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("warning: cannot raise the open-file limit: {e}");
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -201,9 +201,9 @@ async fn drive(
                 Output::Event(_) => {}
             }
         };
+        // Stop comes last, so datagrams sent before the DELETE are still read.
         tokio::select! {
             biased;
-            _ = stop.changed() => return,
             r = socket.recv_from(&mut buf) => {
                 let (n, source) = r.unwrap();
                 let Ok(contents) = buf[..n].try_into() else { continue };
@@ -236,6 +236,7 @@ async fn drive(
             _ = tokio::time::sleep_until(timeout.into()) => {
                 rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
             }
+            _ = stop.changed() => return,
         }
     }
 }
@@ -364,4 +365,37 @@ async fn created_without_location_is_an_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Location(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_wav_source_is_sent_once_then_the_run_ends() {
+    // 0.4 s of 440 Hz at 16 kHz stereo: exactly 20 frames once resampled to 48 kHz.
+    let wav = temp_wav("source");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for i in 0..6400 {
+        let s = 0.3 * (std::f32::consts::TAU * 440.0 * i as f32 / 16_000.0).sin();
+        w.write_sample((s * 32767.0) as i16).unwrap();
+        w.write_sample((s * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+
+    let server = WhipServer::start(Mode::Accept).await;
+    let opts = Options {
+        source: Source::Wav(wav.clone()),
+        ..Options::new(&server.url)
+    };
+    // No duration and no cancel: only the end of the file ends the run.
+    let report = speak::run(opts, std::future::pending()).await.unwrap();
+    std::fs::remove_file(&wav).ok();
+    assert_eq!(report.sent_packets, 20);
+    let seen = server.seen.lock().unwrap();
+    assert_eq!(seen.packets, 20);
+    assert!(tone_present(&seen.heard, 440.0));
+    assert_eq!(seen.deleted.len(), 1);
 }

@@ -67,7 +67,8 @@ pub struct Options {
     pub source: Source,
     /// Where to save what we hear (the server's audio back to us), as 48 kHz mono 16-bit WAV.
     pub record: Option<PathBuf>,
-    /// How long to stay; `None` = until the cancel future resolves.
+    /// How long to stay, counted from when the session is created; `None` = until the cancel
+    /// future resolves.
     pub duration: Option<Duration>,
     /// Offer `sendonly` instead of `sendrecv` (then nothing comes back).
     pub send_only: bool,

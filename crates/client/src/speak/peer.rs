@@ -307,6 +307,7 @@ impl Speaker {
         };
         if !self.frames.fill(&mut self.frame) {
             self.source_done = true;
+            return Ok(());
         }
         let len = self.encoder.encode_float(&self.frame, &mut self.packet)?;
         let time = MediaTime::new(self.media_time, Frequency::FORTY_EIGHT_KHZ);
@@ -314,5 +315,41 @@ impl Speaker {
         self.media_time += FRAME_SAMPLES as u64;
         self.report.sent_packets += 1;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rtpmaps(sdp: &str) -> Vec<&str> {
+        sdp.lines().filter(|l| l.starts_with("a=rtpmap:")).collect()
+    }
+
+    #[test]
+    fn offer_has_only_opus_and_our_host_candidate() {
+        let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let offer = Offer::new(local, false).unwrap();
+        let maps = rtpmaps(&offer.sdp);
+        assert_eq!(maps.len(), 1, "{}", offer.sdp);
+        assert!(maps[0].ends_with(" opus/48000/2"), "{}", maps[0]);
+        assert_eq!(offer.sdp.matches("m=").count(), 1);
+        assert!(offer.sdp.contains("m=audio "));
+        assert!(offer.sdp.contains("a=sendrecv"));
+        let candidates: Vec<&str> = offer
+            .sdp
+            .lines()
+            .filter(|l| l.starts_with("a=candidate:"))
+            .collect();
+        assert_eq!(candidates.len(), 1, "{}", offer.sdp);
+        assert!(candidates[0].contains(" udp ") || candidates[0].contains(" UDP "));
+        assert!(candidates[0].contains(" 127.0.0.1 40000 typ host"));
+    }
+
+    #[test]
+    fn send_only_offer() {
+        let offer = Offer::new("[::1]:40001".parse().unwrap(), true).unwrap();
+        assert!(offer.sdp.contains("a=sendonly"));
+        assert!(offer.sdp.contains(" ::1 40001 typ host"), "{}", offer.sdp);
     }
 }

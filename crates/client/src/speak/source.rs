@@ -44,8 +44,8 @@ impl Frames {
         })
     }
 
-    /// Fills the next frame. Returns `false` once a non-looping WAV is exhausted (the frame is
-    /// then padded with silence, or all silence if nothing was left).
+    /// Fills the next frame. The last frame of a non-looping WAV is padded with silence; after
+    /// it, this returns `false` (nothing left to send).
     pub(crate) fn fill(&mut self, frame: &mut [f32; FRAME_SAMPLES]) -> bool {
         match self {
             Frames::Tone(t) => t.fill(frame),

@@ -1,0 +1,249 @@
+//! Shared harness for the end-to-end tests: real `tribune` processes on loopback.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const ADMIN_KEY: &str = "test-operator-key";
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tribune")
+}
+
+/// A fresh temporary directory.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "tribune-e2e-{}-{}-{}",
+        name,
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// A `tribune serve` process on ephemeral loopback ports.
+pub struct ServerProc {
+    pub child: Child,
+    pub base: String,
+    pub udp: std::net::SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+impl ServerProc {
+    pub fn start(name: &str, extra: &[&str]) -> ServerProc {
+        let data_dir = temp_dir(name);
+        Self::start_in(data_dir, extra)
+    }
+
+    pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> ServerProc {
+        let mut child = Command::new(bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--udp",
+                "127.0.0.1:0",
+                "--admin-key",
+                ADMIN_KEY,
+                "--log",
+                "info,str0m=warn",
+            ])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tribune serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines
+            .next()
+            .expect("server printed nothing")
+            .expect("read stdout");
+        // "tribune listening on http://127.0.0.1:PORT (media on udp …)"
+        let base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("address line")
+            .to_owned();
+        let udp = first
+            .split_whitespace()
+            .find_map(|w| w.trim_end_matches(')').parse().ok())
+            .expect("udp address in the first line");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ServerProc {
+            child,
+            base,
+            udp,
+            data_dir,
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// JSON API helper.
+pub async fn api(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let c = reqwest::Client::new();
+    let mut r = c.request(method.parse().expect("method"), url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// Create a space; returns (id, host token).
+pub async fn create_space(base: &str, title: &str) -> (String, String) {
+    let (s, v) = api(
+        "POST",
+        &format!("{base}/api/spaces"),
+        Some(ADMIN_KEY),
+        Some(json!({"title": title})),
+    )
+    .await;
+    assert_eq!(s, 201, "create space: {v}");
+    (
+        v["id"].as_str().expect("id").to_owned(),
+        v["host_token"].as_str().expect("host_token").to_owned(),
+    )
+}
+
+/// Mint a token of `role` for a new participant.
+pub async fn mint(base: &str, space: &str, auth: &str, role: &str, name: &str) -> String {
+    let (s, v) = api(
+        "POST",
+        &format!("{base}/api/spaces/{space}/tokens"),
+        Some(auth),
+        Some(json!({"role": role, "name": name})),
+    )
+    .await;
+    assert_eq!(s, 201, "mint: {v}");
+    v["token"].as_str().expect("token").to_owned()
+}
+
+/// `tribune speak` as a process.
+pub fn speak(whip: &str, token: &str, hz: u32, seconds: u32, record: &Path) -> Child {
+    Command::new(bin())
+        .args(["speak", "--whip", whip, "--token", token])
+        .args(["--tone", &hz.to_string(), "--seconds", &seconds.to_string()])
+        .arg("--record")
+        .arg(record)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn tribune speak")
+}
+
+/// `tribune listen` as a process; returns the child (its stdout is the JSON report).
+pub fn listen(url: &str, seconds: u32, out: &Path) -> Child {
+    Command::new(bin())
+        .args(["listen", "--url", url, "--seconds", &seconds.to_string()])
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn tribune listen")
+}
+
+/// Wait for a child and parse its stdout as a JSON report.
+pub fn report(child: Child) -> Value {
+    let out = child.wait_with_output().expect("wait");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or("");
+    serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON report: {text:?}"))
+}
+
+/// Wait for a child to exit successfully.
+pub fn wait_ok(child: Child, what: &str) {
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Poll `f` every 100 ms until it is true or `limit` passes (a bound on a hang, not a timing
+/// assertion). Returns whether it became true.
+pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// A metric's value from `/metrics`.
+pub async fn metric(base: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing"))
+}
+
+/// ffprobe's duration of a media file, and whether ffmpeg decodes it without errors.
+pub fn ffmpeg_check(path: &Path) -> (f64, bool, String) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg is installed (README test command installs it)");
+    let errors = String::from_utf8_lossy(&out.stderr).to_string();
+    let clean = out.status.success() && errors.trim().is_empty();
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    let d = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap_or(-1.0);
+    (d, clean, errors)
+}
+
+/// Decode a media file to 48 kHz mono f32 samples with ffmpeg.
+pub fn ffmpeg_decode(path: &Path) -> Vec<f32> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "f32le", "-ac", "1", "-ar", "48000", "-"])
+        .output()
+        .expect("ffmpeg");
+    out.stdout
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}

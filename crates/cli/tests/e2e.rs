@@ -1,0 +1,150 @@
+//! End to end with real processes: a `tribune serve`, two `tribune speak` publishers (440 Hz and
+//! 660 Hz), `tribune listen` listeners, ffmpeg on the recording.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tribune_client::listen::analyze_wav;
+use tribune_client::tones::tone_present;
+
+/// Whether the Ogg file's last page carries end-of-stream (the recorder finished it).
+fn ends_with_eos(path: &std::path::Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    let Some(pos) = bytes.windows(4).rposition(|w| w == b"OggS") else {
+        return false;
+    };
+    bytes.get(pos + 5).is_some_and(|flags| flags & 4 != 0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_speakers_listeners_and_recording() {
+    let server = ServerProc::start("e2e", &[]);
+    let base = server.base.clone();
+    let t_create = Instant::now();
+    let (id, host) = create_space(&base, "e2e").await;
+    let whip = format!("{base}/api/spaces/{id}/whip");
+    let live = format!("{base}/spaces/{id}/live.opus");
+    let a_tok = mint(&base, &id, &host, "speaker", "A").await;
+    let b_tok = mint(&base, &id, ADMIN_KEY, "speaker", "B").await;
+    let dir = server.data_dir.clone();
+    let a = speak(&whip, &a_tok, 440, 12, &dir.join("a.wav"));
+    let b = speak(&whip, &b_tok, 660, 12, &dir.join("b.wav"));
+    assert!(
+        eventually(Duration::from_secs(20), async || metric(&base, "tribune_speakers").await == 2.0).await,
+        "both speakers connect"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // A listener from mid-stream for 5 s.
+    let l1 = report(listen(&live, 5, &dir.join("l1.wav")));
+    // Another one joins later still, and its raw bytes go to ffmpeg.
+    let mut resp = reqwest::get(&live).await.expect("live.opus");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "audio/ogg");
+    assert!(resp.headers().contains_key("icy-name"));
+    let mut raw = Vec::new();
+    let stop = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < stop {
+        match tokio::time::timeout(Duration::from_secs(1), resp.chunk()).await {
+            Ok(Ok(Some(c))) => raw.extend_from_slice(&c),
+            Ok(_) => break,
+            Err(_) => {}
+        }
+    }
+    drop(resp);
+    let raw_path = dir.join("late.opus");
+    std::fs::write(&raw_path, &raw).unwrap();
+
+    wait_ok(a, "speaker A");
+    wait_ok(b, "speaker B");
+    let (s, v) = api("POST", &format!("{base}/api/spaces/{id}/end"), Some(&host), None).await;
+    let spoken = t_create.elapsed().as_secs_f64();
+    assert_eq!(s, 200, "end: {v}");
+    assert_eq!(v["state"], "ended");
+
+    // The listener's stream is continuous and holds both tones.
+    assert_eq!(l1["status"], 200, "{l1}");
+    assert_eq!(l1["header_ok"], true, "{l1}");
+    for k in ["seq_gaps", "granule_gaps", "crc_errors", "decode_errors"] {
+        assert_eq!(l1[k], 0, "{k} in {l1}");
+    }
+    let l1_pcm = analyze_wav(dir.join("l1.wav")).unwrap();
+    assert!(l1_pcm.len() > 48_000 * 4, "about 5 s (plus the burst) decoded");
+    assert!(tone_present(&l1_pcm, 440.0), "listener hears A");
+    assert!(tone_present(&l1_pcm, 660.0), "listener hears B");
+
+    // Each speaker hears the other and not itself (mix-minus).
+    let a_heard = analyze_wav(dir.join("a.wav")).unwrap();
+    let b_heard = analyze_wav(dir.join("b.wav")).unwrap();
+    assert!(tone_present(&a_heard, 660.0), "A hears B");
+    assert!(!tone_present(&a_heard, 440.0), "A does not hear itself");
+    assert!(tone_present(&b_heard, 440.0), "B hears A");
+    assert!(!tone_present(&b_heard, 660.0), "B does not hear itself");
+
+    // The late joiner's bytes decode without errors.
+    let (_, clean, errors) = ffmpeg_check(&raw_path);
+    assert!(clean, "late joiner's stream decodes cleanly: {errors}");
+
+    // The recording is complete: decodes cleanly, lasts as long as the space, holds both tones.
+    let rec = dir.join("recordings").join(format!("{id}.opus"));
+    assert!(
+        eventually(Duration::from_secs(10), async || ends_with_eos(&rec)).await,
+        "recording finished"
+    );
+    let (duration, clean, errors) = ffmpeg_check(&rec);
+    assert!(clean, "recording decodes without errors: {errors}");
+    assert!(
+        (duration - spoken).abs() <= 0.5,
+        "recording lasts {duration:.2} s, the space {spoken:.2} s"
+    );
+    let rec_pcm = ffmpeg_decode(&rec);
+    assert!(tone_present(&rec_pcm, 440.0) && tone_present(&rec_pcm, 660.0));
+
+    // Served over HTTP with Range.
+    let c = reqwest::Client::new();
+    let r = c
+        .get(format!("{base}/spaces/{id}/recording.opus"))
+        .header("range", "bytes=0-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(&r.bytes().await.unwrap()[..], b"OggS");
+
+    // An ended space answers 410 with a link to its recording.
+    let r = reqwest::get(&live).await.unwrap();
+    assert_eq!(r.status(), 410);
+    assert!(r.headers()["link"].to_str().unwrap().contains("recording.opus"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_leaves_a_playable_recording() {
+    let mut server = ServerProc::start("crash", &[]);
+    let base = server.base.clone();
+    let t_create = Instant::now();
+    let (id, host) = create_space(&base, "crash").await;
+    let tok = mint(&base, &id, &host, "speaker", "A").await;
+    let dir = server.data_dir.clone();
+    let mut a = speak(&format!("{base}/api/spaces/{id}/whip"), &tok, 440, 30, &dir.join("a.wav"));
+    assert!(
+        eventually(Duration::from_secs(20), async || metric(&base, "tribune_speakers").await == 1.0).await
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let spoken = t_create.elapsed().as_secs_f64();
+    server.kill9();
+    let _ = a.kill();
+    let _ = a.wait();
+
+    let rec = dir.join("recordings").join(format!("{id}.opus"));
+    let (duration, clean, errors) = ffmpeg_check(&rec);
+    assert!(clean, "a recording cut by SIGKILL still decodes: {errors}");
+    assert!(
+        duration >= spoken - 1.5 && duration <= spoken + 0.5,
+        "recording {duration:.2} s for {spoken:.2} s spoken: at most about a second lost"
+    );
+    assert!(tone_present(&ffmpeg_decode(&rec), 440.0));
+}
