@@ -57,7 +57,8 @@ const JITTER_EVERY: u32 = 8;
 /// Payloads up to this size are treated as silence or comfort noise (Opus DTX and silent CELT
 /// frames are a few bytes): the preferred place to drop or insert a frame.
 const SMALL_PACKET: usize = 8;
-/// Pops to wait for a silent moment before doing a pending drop anyway (about 2 s of 20 ms).
+/// Pops to wait for a silent moment before doing a pending drop anyway (about 2 s of 20 ms),
+/// divided by `1 + pending²` when several frames are pending.
 const DROP_PATIENCE: u32 = 100;
 /// Pops to wait for a silent moment before doing a pending insert anyway: short, since slack is
 /// already low (about 200 ms of 20 ms).
@@ -199,6 +200,8 @@ pub struct JitterBuffer {
     frame: u32,
     /// Samples concealed in a row.
     conceal_run: u64,
+    /// Lost packets still to conceal before the front packet.
+    loss_units: u64,
 
     /// Reference points for relative times.
     base: Option<(Instant, u64)>,
@@ -239,6 +242,7 @@ impl JitterBuffer {
             played_mask: 0,
             frame: DEFAULT_FRAME,
             conceal_run: 0,
+            loss_units: 0,
             base: None,
             transit: [0.0; JITTER_WINDOW],
             transit_len: 0,
@@ -333,13 +337,21 @@ impl JitterBuffer {
                 // A timestamp jump that time does not explain: follow the sender.
                 self.next_ts = front.ts;
                 self.clock = None;
+                self.loss_units = 0;
                 continue;
             }
-            let missing = match self.last_seq {
-                Some(last) if front.seq > last => front.seq - last - 1,
-                _ => 0,
-            };
-            if missing == 0 {
+            if let Some(last) = self.last_seq
+                && front.seq > last + 1
+            {
+                // Sequence numbers missing: loss. Conceal as many units as still fit in the gap
+                // (some may have been concealed already while the buffer was empty).
+                let missing = front.seq - last - 1;
+                self.stats.lost += missing;
+                let fs = u64::from(front.samples);
+                self.loss_units = missing.min(gap.div_ceil(fs));
+                self.last_seq = Some(front.seq - 1);
+            }
+            if self.loss_units == 0 {
                 // Consecutive sequence numbers, later timestamp: a DTX pause.
                 if self.pending_drops > 0 {
                     let skip = gap.min(u64::from(self.frame));
@@ -351,7 +363,7 @@ impl JitterBuffer {
                 self.next_ts += u64::from(samples);
                 return Playout::Silence { samples };
             }
-            return self.lost(gap, missing);
+            return self.lost(gap);
         }
     }
 
@@ -419,11 +431,10 @@ impl JitterBuffer {
         if self.queue.is_empty() || self.buffered() < self.target {
             return false;
         }
-        // After a burst, start no further back than the maximum delay.
-        let max = self.max_delay_samples().max(self.target);
+        // After a burst, start no further back than the target delay.
         while self.queue.len() > 1 {
             let front = &self.queue[0];
-            if self.buffered() - u64::from(front.samples) < max {
+            if self.buffered() - u64::from(front.samples) < self.target {
                 break;
             }
             self.queue.pop_front();
@@ -438,6 +449,7 @@ impl JitterBuffer {
         self.started_once = true;
         self.clock = None;
         self.conceal_run = 0;
+        self.loss_units = 0;
         self.reset_control();
         true
     }
@@ -625,7 +637,11 @@ impl JitterBuffer {
         let Some(front) = self.queue.front() else {
             return false;
         };
-        if front.data.len() > SMALL_PACKET && self.pending_pops < DROP_PATIENCE {
+        // The more frames are pending, the less patience: a large excess delay is worse than a
+        // dropped frame of speech.
+        let pending = self.pending_drops.min(16);
+        let patience = DROP_PATIENCE / (1 + pending * pending);
+        if front.data.len() > SMALL_PACKET && self.pending_pops < patience {
             return false;
         }
         // Only when the packet after it is already here, so the drop cannot cause an underrun.
@@ -674,30 +690,28 @@ impl JitterBuffer {
         self.mark_played(slot.seq);
         self.next_ts = self.next_ts.max(slot.ts + u64::from(slot.samples));
         self.conceal_run = 0;
+        self.loss_units = 0;
         Playout::Packet {
             data: slot.data,
             samples: slot.samples,
         }
     }
 
-    /// A gap of `gap` samples before the front packet with `missing` sequence numbers missing.
-    fn lost(&mut self, gap: u64, missing: u64) -> Playout {
-        let (front_samples, front_seq) = match self.queue.front() {
-            Some(f) => (u64::from(f.samples), f.seq),
-            None => (u64::from(self.frame), 0),
-        };
-        let accounted = missing.saturating_mul(front_samples);
+    /// A gap of `gap` samples before the front packet, `loss_units` of which are lost packets.
+    fn lost(&mut self, gap: u64) -> Playout {
+        let front_samples = self.queue.front().map_or(u64::from(self.frame), |f| u64::from(f.samples));
+        let accounted = self.loss_units.saturating_mul(front_samples);
         if gap > accounted {
             // More time than the missing packets cover: a pause too, played first.
             let samples = (gap - accounted).min(u64::from(DEFAULT_FRAME)) as u32;
             self.next_ts += u64::from(samples);
             return Playout::Silence { samples };
         }
-        let samples = if missing == 1 { gap } else { front_samples.min(gap) };
+        let last = self.loss_units == 1;
+        let samples = if last { gap } else { front_samples.min(gap) };
         self.next_ts += samples;
-        self.last_seq = Some(self.last_seq.map_or(front_seq, |l| l + 1));
-        self.stats.lost += 1;
-        let fec = if missing == 1 {
+        self.loss_units -= 1;
+        let fec = if last {
             self.queue.front().map(|f| f.data.clone())
         } else {
             None

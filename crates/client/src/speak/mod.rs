@@ -130,6 +130,15 @@ pub struct Report {
 /// [`CONNECT_TIMEOUT`], or the connection being lost. The session is DELETEd on every exit after
 /// a successful POST (a failing DELETE is only logged), and the recording's header is finalized.
 pub async fn run(opts: Options, cancel: impl Future<Output = ()>) -> Result<Report> {
+    run_with(opts, cancel, CONNECT_TIMEOUT).await
+}
+
+/// [`run`] with another connect timeout (tests use a short one).
+async fn run_with(
+    opts: Options,
+    cancel: impl Future<Output = ()>,
+    connect_timeout: Duration,
+) -> Result<Report> {
     let frames = source::Frames::new(&opts.source, opts.loop_wav)?;
     let endpoint = whip::parse_url(&opts.whip_url)?;
     let recorder = opts.record.as_deref().map(Recorder::create).transpose()?;
@@ -144,7 +153,7 @@ pub async fn run(opts: Options, cancel: impl Future<Output = ()>) -> Result<Repo
 
     let result = async {
         let mut speaker = offer.accept(&session.answer, socket, frames, recorder, opts.bitrate)?;
-        speaker.run(opts.duration, cancel).await?;
+        speaker.run(opts.duration, connect_timeout, cancel).await?;
         speaker.finish()
     }
     .await;
@@ -155,4 +164,105 @@ pub async fn run(opts: Options, cancel: impl Future<Output = ()>) -> Result<Repo
     let mut report = result?;
     report.session_url = session.url.to_string();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    use str0m::RtcConfig;
+    use str0m::change::SdpOffer;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A WHIP endpoint that answers the offer with a peer that never runs, so ICE cannot
+    /// complete. Returns the endpoint URL and the request lines it received.
+    async fn dead_peer_endpoint() -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/whip", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Good enough for this test: the offer arrives with its headers or right after.
+                let body = loop {
+                    let n = conn.read(&mut buf).await.unwrap();
+                    data.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&data).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            seen.lock()
+                                .unwrap()
+                                .push(head.lines().next().unwrap().to_owned());
+                            break body.to_owned();
+                        }
+                    }
+                };
+                let response = if body.is_empty() {
+                    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".to_owned()
+                } else {
+                    let mut rtc = RtcConfig::new().set_ice_lite(true).build(Instant::now());
+                    let candidate = str0m::Candidate::host("127.0.0.1:9".parse().unwrap(), "udp");
+                    rtc.add_local_candidate(candidate.unwrap());
+                    let offer = SdpOffer::from_sdp_string(&body).unwrap();
+                    let answer = rtc.sdp_api().accept_offer(offer).unwrap().to_sdp_string();
+                    format!(
+                        "HTTP/1.1 201 Created\r\nConnection: close\r\nLocation: /whip/1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    )
+                };
+                conn.write_all(response.as_bytes()).await.unwrap();
+                conn.shutdown().await.ok();
+            }
+        });
+        (url, requests)
+    }
+
+    #[tokio::test]
+    async fn no_connection_is_a_timeout_and_the_session_is_deleted() {
+        let (url, requests) = dead_peer_endpoint().await;
+        let record = crate::test_util::temp_path("timeout.wav");
+        let opts = Options {
+            record: Some(record.clone()),
+            ..Options::new(url)
+        };
+        let err = run_with(opts, std::future::pending(), Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, crate::Error::ConnectTimeout(_)), "{err}");
+        assert_eq!(
+            *requests.lock().unwrap(),
+            ["POST /whip HTTP/1.1", "DELETE /whip/1 HTTP/1.1"]
+        );
+        // The recording is a valid, empty WAV.
+        let samples = crate::listen::analyze_wav(&record).unwrap();
+        std::fs::remove_file(&record).ok();
+        assert!(samples.is_empty());
+    }
+
+    #[tokio::test]
+    async fn bad_url_and_bad_wav_fail_before_any_request() {
+        let err = run(Options::new("not a url"), std::future::pending())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, crate::Error::Url { .. }), "{err}");
+        let opts = Options {
+            source: Source::Wav("/nonexistent/tribune.wav".into()),
+            ..Options::new("http://127.0.0.1:9/whip")
+        };
+        let err = run(opts, std::future::pending()).await.unwrap_err();
+        assert!(matches!(err, crate::Error::Wav(_)), "{err}");
+    }
 }

@@ -141,16 +141,18 @@ pub(crate) struct Speaker {
 }
 
 impl Speaker {
-    /// Drives the peer until `duration` elapses, `cancel` resolves or the source ends.
+    /// Drives the peer until `duration` elapses, `cancel` resolves or the source ends; fails if
+    /// not connected within `connect_timeout`.
     pub(crate) async fn run(
         &mut self,
         duration: Option<Duration>,
+        connect_timeout: Duration,
         cancel: impl Future<Output = ()>,
     ) -> Result<()> {
         let mut cancel = pin!(cancel);
         let start = tokio::time::Instant::now();
         let end = duration.map(|d| start + d);
-        let connect_deadline = start + CONNECT_TIMEOUT;
+        let connect_deadline = start + connect_timeout;
         let mut ticker = tokio::time::interval(FRAME);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut buf = vec![0u8; RECV_BUF];
@@ -162,7 +164,7 @@ impl Speaker {
                 () = &mut cancel => break,
                 () = crate::sleep_until_opt(end) => break,
                 () = tokio::time::sleep_until(connect_deadline), if !self.connected => {
-                    return Err(Error::ConnectTimeout(CONNECT_TIMEOUT));
+                    return Err(Error::ConnectTimeout(connect_timeout));
                 }
                 r = self.socket.recv_from(&mut buf) => match r {
                     Ok((n, source)) => match buf[..n].try_into() {

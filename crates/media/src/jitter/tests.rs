@@ -162,9 +162,10 @@ fn late_packet_is_dropped() {
 fn duplicates_are_dropped() {
     let t0 = Instant::now();
     let mut jb = JitterBuffer::new(Config::default());
-    drive(&mut jb, t0, &on_time(0..4), 2);
-    // Seq 3 is still buffered, seq 0 already played.
-    assert_eq!(jb.push(ms(t0, 41), 3, 3 * 960, &pkt(TOC_CELT_20MS, 3)), Push::Duplicate);
+    let units = drive(&mut jb, t0, &on_time(0..4), 3);
+    assert_eq!(from_start(&units), ["P0", "P1"]);
+    // Seq 2 is still buffered, seq 0 already played.
+    assert_eq!(jb.push(ms(t0, 41), 2, 2 * 960, &pkt(TOC_CELT_20MS, 2)), Push::Duplicate);
     assert_eq!(jb.push(ms(t0, 41), 0, 0, &pkt(TOC_CELT_20MS, 0)), Push::Duplicate);
     assert_eq!(jb.stats().duplicates, 2);
 }
@@ -185,14 +186,16 @@ fn invalid_packets_are_rejected() {
 fn dtx_gap_is_silence_not_loss() {
     let t0 = Instant::now();
     let mut jb = JitterBuffer::new(Config::default());
-    // Seq 0..=3, then a 2-frame pause in timestamps (DTX) with consecutive sequence numbers.
+    // Seq 0..=3, then a 1-frame pause in timestamps (DTX) with consecutive sequence numbers. (A
+    // pause longer than the playout delay is only seen once the buffer has run dry: see
+    // `speaker_who_stops_becomes_silence_and_restarts`.)
     let mut arr = on_time(0..4);
     for (i, seq) in (4..10).enumerate() {
-        let frame = 6 + i as u64;
+        let frame = 5 + i as u64;
         arr.push(Arrival { seq, ts: frame * 960, at_ms: frame * 20, toc: TOC_CELT_20MS });
     }
     let units = drive(&mut jb, t0, &arr, 12);
-    assert_eq!(from_start(&units)[..8], ["P0", "P1", "P2", "P3", "S960", "S960", "P4", "P5"]);
+    assert_eq!(from_start(&units)[..7], ["P0", "P1", "P2", "P3", "S960", "P4", "P5"]);
     assert_eq!(jb.stats().lost, 0);
     assert_eq!(jb.stats().concealed, 0);
 }
@@ -227,7 +230,10 @@ fn frame_sizes_10_40_60_ms_and_mixed() {
     let units = drive(&mut jb, t0, &arr, ts / 960);
     let played = from_start(&units);
     assert!(played.len() >= 30);
-    let want: Vec<String> = (0..played.len()).map(|s| format!("P{s}")).collect();
+    // Contiguous (the start may skip the first packet to stay at the target delay).
+    let first: u64 = played[0][1..].parse().unwrap();
+    assert!(first <= 1);
+    let want: Vec<String> = (first..first + played.len() as u64).map(|s| format!("P{s}")).collect();
     assert_eq!(played, want);
     assert_eq!(jb.stats().lost, 0);
 }
@@ -255,7 +261,7 @@ fn speaker_who_stops_becomes_silence_and_restarts() {
         units[i].0
     };
     assert!(tick_of("P10") <= 260 + 3, "{}", tick_of("P10"));
-    assert_eq!(d[resume..], (10..20).map(|s| format!("P{s}")).collect::<Vec<_>>()[..]);
+    assert_eq!(d[resume..resume + 10], (10..20).map(|s| format!("P{s}")).collect::<Vec<_>>()[..]);
 }
 
 #[test]
@@ -264,14 +270,20 @@ fn burst_after_stall_is_trimmed_to_max_delay() {
     let cfg = Config::default();
     let mut jb = JitterBuffer::new(cfg);
     // Packets 10..60 are held up by the network and arrive at once at 1.2 s.
-    let mut arr = on_time(0..70);
+    let mut arr = on_time(0..1000);
     for a in &mut arr[10..60] {
         a.at_ms = 1200;
     }
-    let units = drive(&mut jb, t0, &arr, 62);
+    let units = drive(&mut jb, t0, &arr[..70], 80);
     assert!(jb.stats().buffered <= cfg.max_delay + Duration::from_millis(20));
     let d = from_start(&units);
-    assert!(d.contains(&"P69".to_string()) || d.contains(&"P65".to_string()), "{d:?}");
+    // Playout resumed with recent packets, not from the start of the burst.
+    assert!(d.iter().any(|u| u == "P60"), "{d:?}");
+    assert!(!d.iter().any(|u| u == "P20"), "{d:?}");
+    // And the delay comes back down once the network is steady again.
+    let mut jb = JitterBuffer::new(cfg);
+    drive(&mut jb, t0, &arr, 1000);
+    assert!(jb.stats().buffered <= Duration::from_millis(100), "{:?}", jb.stats());
 }
 
 /// Outcome of a simulated session.

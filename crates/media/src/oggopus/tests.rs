@@ -1,1 +1,180 @@
+//! Ogg/Opus tests: header layout, late-joiner numbering, granules, and real libopus packets.
 
+use opus::{Application, Channels, Decoder, Encoder};
+
+use super::*;
+use crate::ogg::{Packet, PacketReader, PageReader};
+use crate::synth::{Tone, goertzel_power};
+
+/// Parses a byte stream into packets, asserting it has no corrupt bytes and no page gaps.
+fn packets(bytes: &[u8]) -> (Vec<crate::ogg::Page>, Vec<Packet>) {
+    let mut r = PageReader::new();
+    r.push(bytes);
+    let mut pages = Vec::new();
+    let mut pr = PacketReader::new();
+    while let Some(p) = r.next_page().expect("valid pages with valid CRCs") {
+        pr.push_page(&p);
+        pages.push(p);
+    }
+    assert_eq!(pr.gaps(), 0, "page sequence gap");
+    assert_eq!(pr.discarded(), 0);
+    let mut out = Vec::new();
+    while let Some(p) = pr.next_packet() {
+        out.push(p);
+    }
+    (pages, out)
+}
+
+#[test]
+fn opus_head_layout() {
+    let h = opus_head(1, 312, 48_000, -256);
+    assert_eq!(h.len(), 19);
+    assert_eq!(&h[..8], b"OpusHead");
+    assert_eq!(h[8], 1);
+    assert_eq!(h[9], 1);
+    assert_eq!(u16::from_le_bytes([h[10], h[11]]), 312);
+    assert_eq!(u32::from_le_bytes([h[12], h[13], h[14], h[15]]), 48_000);
+    assert_eq!(i16::from_le_bytes([h[16], h[17]]), -256);
+    assert_eq!(h[18], 0);
+}
+
+#[test]
+fn opus_tags_layout() {
+    let t = opus_tags("v", &[("TITLE", "hi"), ("A", "")]);
+    let mut want = b"OpusTags".to_vec();
+    want.extend_from_slice(&1u32.to_le_bytes());
+    want.extend_from_slice(b"v");
+    want.extend_from_slice(&2u32.to_le_bytes());
+    want.extend_from_slice(&8u32.to_le_bytes());
+    want.extend_from_slice(b"TITLE=hi");
+    want.extend_from_slice(&2u32.to_le_bytes());
+    want.extend_from_slice(b"A=");
+    assert_eq!(t, want);
+}
+
+#[test]
+fn headers_from_the_start() {
+    let w = OggOpusWriter::new(77, 1, 312, vec![("TITLE".into(), "space".into())]);
+    let (pages, pk) = packets(&w.header_pages(OggOpusWriter::FIRST_AUDIO_SEQ));
+    assert_eq!(pages.len(), 2);
+    assert_eq!((pages[0].seq, pages[1].seq), (0, 1));
+    assert!(pages[0].bos() && !pages[1].bos());
+    assert_eq!((pages[0].granule, pages[1].granule), (0, 0));
+    assert_eq!(pk[0].data, opus_head(1, 312, 48_000, 0));
+    assert!(pk[1].data.starts_with(b"OpusTags"));
+    assert!(pk[1].data.windows(11).any(|w| w == b"TITLE=space"));
+}
+
+#[test]
+fn granules_count_samples_including_pre_skip() {
+    let mut w = OggOpusWriter::new(1, 1, 312, vec![]);
+    assert!(w.flush(false).is_none());
+    w.push(&[0xf8, 1], 960);
+    w.push(&[0xf8, 2], 960);
+    assert_eq!(w.pending_samples(), 1920);
+    assert_eq!(w.granule(), 1920);
+    let p = w.flush(false).unwrap();
+    assert_eq!((p.seq, p.last_seq, p.granule), (2, 2, 1920));
+    w.push(&[0xf8, 3], 960);
+    let p2 = w.flush(false).unwrap();
+    assert_eq!((p2.seq, p2.granule), (3, 2880));
+    let (pages, pk) = packets(&[p.bytes, p2.bytes].concat());
+    assert_eq!(pages[0].granule, 1920);
+    assert_eq!(pk.iter().map(|p| p.granule).collect::<Vec<_>>(), [None, Some(1920), Some(2880)]);
+}
+
+#[test]
+fn late_joiner_reads_one_continuous_stream() {
+    let mut w = OggOpusWriter::new(9, 1, 312, vec![]);
+    let mut shared = Vec::new();
+    for i in 0..10u8 {
+        w.push(&[0xf8, i], 960);
+        shared.push(w.flush(false).unwrap());
+    }
+    // A listener joins at audio page k.
+    let k = 6;
+    let first = &shared[k];
+    let mut stream = w.header_pages(first.seq);
+    for p in &shared[k..] {
+        stream.extend_from_slice(&p.bytes);
+    }
+    let (pages, pk) = packets(&stream);
+    let seqs: Vec<u32> = pages.iter().map(|p| p.seq).collect();
+    let want: Vec<u32> = (first.seq - 2..=shared[9].last_seq).collect();
+    assert_eq!(seqs, want);
+    assert!(pk[0].bos && pk[0].data.starts_with(b"OpusHead"));
+    assert!(pk[1].data.starts_with(b"OpusTags"));
+    assert_eq!(pk[2].data, vec![0xf8, k as u8]);
+    assert_eq!(pk[2].granule, Some(960 * (k as u64 + 1)));
+    assert!(pages.iter().skip(1).all(|p| !p.bos()));
+}
+
+#[test]
+fn large_flush_splits_pages_and_eos() {
+    let mut w = OggOpusWriter::new(3, 1, 0, vec![]);
+    // 300 packets of 10 bytes: more than 255 lacing values.
+    for i in 0..300u32 {
+        w.push(&[0xf0, i as u8, 0, 0, 0, 0, 0, 0, 0, 0], 480);
+    }
+    // And a packet that is a multiple of 255 bytes, crossing a page boundary.
+    w.push(&[0xf0; 510], 480);
+    let p = w.flush(true).unwrap();
+    assert_eq!(p.seq, 2);
+    assert_eq!(p.last_seq, 3);
+    assert_eq!(p.granule, 301 * 480);
+    let (pages, pk) = packets(&p.bytes);
+    assert_eq!(pages.len(), 2);
+    assert!(pages[1].eos() && !pages[0].eos());
+    assert_eq!(pages[0].granule, 255 * 480);
+    assert_eq!(pk.len(), 301);
+    assert_eq!(pk[300].data.len(), 510);
+    assert!(pk[300].eos);
+}
+
+#[test]
+fn empty_eos_page_keeps_the_granule() {
+    let mut w = OggOpusWriter::new(3, 1, 0, vec![]);
+    w.push(&[0xf8], 960);
+    w.flush(false).unwrap();
+    let eos = w.flush(true).unwrap();
+    assert_eq!((eos.seq, eos.granule), (3, 960));
+    let (pages, pk) = packets(&eos.bytes);
+    assert!(pages[0].eos());
+    assert!(pages[0].lacing.is_empty());
+    assert_eq!(pages[0].granule, 960);
+    assert!(pk.is_empty());
+}
+
+#[test]
+fn real_opus_stream_decodes() {
+    let mut enc = Encoder::new(48_000, Channels::Mono, Application::Voip).unwrap();
+    let pre_skip = enc.get_lookahead().unwrap() as u16;
+    let mut w = OggOpusWriter::new(5, 1, pre_skip, vec![]);
+    let mut tone = Tone::new(440.0, 0.5);
+    let mut pcm = [0.0f32; 960];
+    let mut bytes = w.header_pages(2);
+    for i in 0..50 {
+        tone.fill(&mut pcm);
+        let packet = enc.encode_vec_float(&pcm, 4000).unwrap();
+        w.push(&packet, 960);
+        if i % 5 == 4 {
+            bytes.extend_from_slice(&w.flush(i == 49).unwrap().bytes);
+        }
+    }
+    let (pages, pk) = packets(&bytes);
+    assert_eq!(pages.last().unwrap().granule, 50 * 960);
+    let head = &pk[0].data;
+    assert_eq!(u16::from_le_bytes([head[10], head[11]]), pre_skip);
+    let mut dec = Decoder::new(48_000, Channels::Mono).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0.0f32; 5760];
+    for p in &pk[2..] {
+        let n = dec.decode_float(&p.data, &mut buf, false).unwrap();
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(out.len(), 50 * 960);
+    let audio = &out[usize::from(pre_skip)..];
+    let at = goertzel_power(audio, 48_000, 440.0);
+    assert!(at > 0.05, "{at}");
+    assert!(goertzel_power(audio, 48_000, 700.0) < at / 100.0);
+}
