@@ -121,10 +121,11 @@ async fn ctrl_c() {
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c().await,
+            };
         tokio::select! {
             _ = ctrl_c() => {}
             _ = term.recv() => {}
@@ -160,7 +161,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 async fn serve(cfg: Config, print_key: bool) -> Result<ExitCode> {
     let key = cfg.admin_key.clone();
     let server = Server::bind(cfg).await.context("binding the server")?;
-    println!("tribune listening on http://{} (media on udp {})", server.http_addr, server.udp_addr);
+    println!(
+        "tribune listening on http://{} (media on udp {})",
+        server.http_addr, server.udp_addr
+    );
     if print_key {
         println!("operator key: {key}");
     }
@@ -227,5 +231,9 @@ async fn listen_cmd(a: ListenArgs) -> Result<ExitCode> {
             "body_error": r.body_error,
         })
     );
-    Ok(if r.status == 200 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if r.status == 200 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -37,15 +37,39 @@ async fn bad_requests_get_precise_errors_and_disturb_nobody() {
     // A speaker and a listener that must not notice anything below.
     let tok = mint(&base, &id, &host, "speaker", "A").await;
     let a = speak(&whip, &tok, 440, 14, &dir.join("a.wav"));
-    assert!(eventually(Duration::from_secs(20), async || metric(&base, "tribune_speakers").await == 1.0).await);
-    let listener = listen(&format!("{base}/spaces/{id}/live.opus"), 10, &dir.join("l.wav"));
+    assert!(
+        eventually(Duration::from_secs(20), async || metric(
+            &base,
+            "tribune_speakers"
+        )
+        .await
+            == 1.0)
+        .await
+    );
+    let listener = listen(
+        &format!("{base}/spaces/{id}/live.opus"),
+        10,
+        &dir.join("l.wav"),
+    );
 
     let sdp = "application/sdp";
     let speaker = mint(&base, &id, &host, "speaker", "B").await;
     // Unknown space.
-    let (s, _) = post_sdp(&format!("{base}/api/spaces/nope/whip"), Some(&speaker), sdp, b"v=0".to_vec()).await;
+    let (s, _) = post_sdp(
+        &format!("{base}/api/spaces/nope/whip"),
+        Some(&speaker),
+        sdp,
+        b"v=0".to_vec(),
+    )
+    .await;
     assert_eq!(s, 404);
-    assert_eq!(reqwest::get(format!("{base}/spaces/nope/live.opus")).await.unwrap().status(), 404);
+    assert_eq!(
+        reqwest::get(format!("{base}/spaces/nope/live.opus"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     // Missing, invalid, expired token.
     let (s, _) = post_sdp(&whip, None, sdp, b"v=0".to_vec()).await;
     assert_eq!(s, 401);
@@ -53,7 +77,14 @@ async fn bad_requests_get_precise_errors_and_disturb_nobody() {
     assert_eq!(s, 401);
     let keys = Keys::new(SECRET);
     let past = SystemTime::now() - Duration::from_secs(3600);
-    let (expired, _) = keys.mint(&id, "late", "Late", Role::Speaker, Duration::from_secs(60), past);
+    let (expired, _) = keys.mint(
+        &id,
+        "late",
+        "Late",
+        Role::Speaker,
+        Duration::from_secs(60),
+        past,
+    );
     let (s, body) = post_sdp(&whip, Some(&expired), sdp, b"v=0".to_vec()).await;
     assert_eq!(s, 401);
     assert!(body.contains("expired"), "{body}");
@@ -65,7 +96,13 @@ async fn bad_requests_get_precise_errors_and_disturb_nobody() {
     let (s, _) = post_sdp(&whip, Some(&listener_tok), sdp, b"v=0".to_vec()).await;
     assert_eq!(s, 403);
     // A speaker may not mint tokens or end the space.
-    let (s, _) = api("POST", &format!("{base}/api/spaces/{id}/end"), Some(&speaker), None).await;
+    let (s, _) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/end"),
+        Some(&speaker),
+        None,
+    )
+    .await;
     assert_eq!(s, 403);
     // Wrong content type.
     let (s, _) = post_sdp(&whip, Some(&speaker), "application/json", b"{}".to_vec()).await;
@@ -100,13 +137,20 @@ async fn bad_requests_get_precise_errors_and_disturb_nobody() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["accept-post"], "application/sdp");
-    assert!(r.headers()["access-control-expose-headers"].to_str().unwrap().contains("Location"));
+    assert!(
+        r.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("Location")
+    );
 
     // UDP garbage on the media port: dropped and counted.
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let before = metric(&base, "tribune_udp_dropped_unknown_total").await;
     for i in 0..5000u32 {
-        let junk: Vec<u8> = (0..(i % 300)).map(|j| (i.wrapping_mul(31) ^ j) as u8).collect();
+        let junk: Vec<u8> = (0..(i % 300))
+            .map(|j| (i.wrapping_mul(31) ^ j) as u8)
+            .collect();
         let _ = sock.send_to(&junk, server.udp);
     }
     assert!(
@@ -135,16 +179,39 @@ async fn a_vanished_speaker_times_out_and_leaves_the_mix() {
     let (id, host) = create_space(&base, "vanish").await;
     let tok = mint(&base, &id, &host, "speaker", "A").await;
     let dir = server.data_dir.clone();
-    let mut a = speak(&format!("{base}/api/spaces/{id}/whip"), &tok, 440, 60, &dir.join("a.wav"));
-    assert!(eventually(Duration::from_secs(20), async || metric(&base, "tribune_speakers").await == 1.0).await);
+    let mut a = speak(
+        &format!("{base}/api/spaces/{id}/whip"),
+        &tok,
+        440,
+        60,
+        &dir.join("a.wav"),
+    );
+    assert!(
+        eventually(Duration::from_secs(20), async || metric(
+            &base,
+            "tribune_speakers"
+        )
+        .await
+            == 1.0)
+        .await
+    );
     // Gone without a DELETE.
     let _ = a.kill();
     let _ = a.wait();
     assert!(
-        eventually(Duration::from_secs(30), async || metric(&base, "tribune_speakers").await == 0.0).await,
+        eventually(Duration::from_secs(30), async || metric(
+            &base,
+            "tribune_speakers"
+        )
+        .await
+            == 0.0)
+        .await,
         "the silent speaker is timed out"
     );
-    assert_eq!(metric(&base, "tribune_whip_sessions_timed_out_total").await, 1.0);
+    assert_eq!(
+        metric(&base, "tribune_whip_sessions_timed_out_total").await,
+        1.0
+    );
     let (_, v) = api("GET", &format!("{base}/api/spaces/{id}"), None, None).await;
     assert_eq!(v["speakers"].as_array().unwrap().len(), 0, "{v}");
 }

@@ -34,7 +34,13 @@ async fn two_speakers_listeners_and_recording() {
     let a = speak(&whip, &a_tok, 440, 12, &dir.join("a.wav"));
     let b = speak(&whip, &b_tok, 660, 12, &dir.join("b.wav"));
     assert!(
-        eventually(Duration::from_secs(20), async || metric(&base, "tribune_speakers").await == 2.0).await,
+        eventually(Duration::from_secs(20), async || metric(
+            &base,
+            "tribune_speakers"
+        )
+        .await
+            == 2.0)
+        .await,
         "both speakers connect"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -61,7 +67,13 @@ async fn two_speakers_listeners_and_recording() {
 
     wait_ok(a, "speaker A");
     wait_ok(b, "speaker B");
-    let (s, v) = api("POST", &format!("{base}/api/spaces/{id}/end"), Some(&host), None).await;
+    let (s, v) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/end"),
+        Some(&host),
+        None,
+    )
+    .await;
     let spoken = t_create.elapsed().as_secs_f64();
     assert_eq!(s, 200, "end: {v}");
     assert_eq!(v["state"], "ended");
@@ -73,7 +85,10 @@ async fn two_speakers_listeners_and_recording() {
         assert_eq!(l1[k], 0, "{k} in {l1}");
     }
     let l1_pcm = analyze_wav(dir.join("l1.wav")).unwrap();
-    assert!(l1_pcm.len() > 48_000 * 4, "about 5 s (plus the burst) decoded");
+    assert!(
+        l1_pcm.len() > 48_000 * 4,
+        "about 5 s (plus the burst) decoded"
+    );
     assert!(tone_present(&l1_pcm, 440.0), "listener hears A");
     assert!(tone_present(&l1_pcm, 660.0), "listener hears B");
 
@@ -118,7 +133,12 @@ async fn two_speakers_listeners_and_recording() {
     // An ended space answers 410 with a link to its recording.
     let r = reqwest::get(&live).await.unwrap();
     assert_eq!(r.status(), 410);
-    assert!(r.headers()["link"].to_str().unwrap().contains("recording.opus"));
+    assert!(
+        r.headers()["link"]
+            .to_str()
+            .unwrap()
+            .contains("recording.opus")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,9 +149,21 @@ async fn sigkill_leaves_a_playable_recording() {
     let (id, host) = create_space(&base, "crash").await;
     let tok = mint(&base, &id, &host, "speaker", "A").await;
     let dir = server.data_dir.clone();
-    let mut a = speak(&format!("{base}/api/spaces/{id}/whip"), &tok, 440, 30, &dir.join("a.wav"));
+    let mut a = speak(
+        &format!("{base}/api/spaces/{id}/whip"),
+        &tok,
+        440,
+        30,
+        &dir.join("a.wav"),
+    );
     assert!(
-        eventually(Duration::from_secs(20), async || metric(&base, "tribune_speakers").await == 1.0).await
+        eventually(Duration::from_secs(20), async || metric(
+            &base,
+            "tribune_speakers"
+        )
+        .await
+            == 1.0)
+        .await
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
     let spoken = t_create.elapsed().as_secs_f64();

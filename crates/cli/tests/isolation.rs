@@ -28,8 +28,20 @@ async fn media_survives_an_http_hammer() {
     let b_tok = mint(&base, &id, &host, "speaker", "B").await;
     let a = speak(&whip, &a_tok, 440, 16, &dir.join("a.wav"));
     let b = speak(&whip, &b_tok, 660, 16, &dir.join("b.wav"));
-    assert!(eventually(Duration::from_secs(20), async || metric(&base, "tribune_speakers").await == 2.0).await);
-    let listener = listen(&format!("{base}/spaces/{id}/live.opus"), 12, &dir.join("l.wav"));
+    assert!(
+        eventually(Duration::from_secs(20), async || metric(
+            &base,
+            "tribune_speakers"
+        )
+        .await
+            == 2.0)
+        .await
+    );
+    let listener = listen(
+        &format!("{base}/spaces/{id}/live.opus"),
+        12,
+        &dir.join("l.wav"),
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let done = Arc::new(AtomicU64::new(0));
@@ -70,7 +82,10 @@ async fn media_survives_an_http_hammer() {
         let _ = t.await;
     }
     let requests = done.load(Relaxed);
-    eprintln!("hammer: {requests} requests answered, {} failed", failed.load(Relaxed));
+    eprintln!(
+        "hammer: {requests} requests answered, {} failed",
+        failed.load(Relaxed)
+    );
     assert!(requests >= HAMMERS as u64, "the hammer really ran");
 
     let l = report(listener);
@@ -79,7 +94,11 @@ async fn media_survives_an_http_hammer() {
         assert_eq!(l[k], 0, "{k} in {l}");
     }
     let pcm = analyze_wav(dir.join("l.wav")).unwrap();
-    assert!(pcm.len() >= 48_000 * 10, "the listener got its 12 s ({} samples)", pcm.len());
+    assert!(
+        pcm.len() >= 48_000 * 10,
+        "the listener got its 12 s ({} samples)",
+        pcm.len()
+    );
     assert!(tone_present(&pcm, 440.0) && tone_present(&pcm, 660.0));
     wait_ok(a, "speaker A");
     wait_ok(b, "speaker B");
@@ -88,6 +107,9 @@ async fn media_survives_an_http_hammer() {
         let heard = analyze_wav(dir.join(file)).unwrap();
         assert!(heard.len() > 48_000 * 12, "{file} holds most of the run");
         let tail = &heard[heard.len() - 48_000 * 8..];
-        assert!(tone_present(tail, other), "{file} hears the other speaker during the hammer");
+        assert!(
+            tone_present(tail, other),
+            "{file} hears the other speaker during the hammer"
+        );
     }
 }

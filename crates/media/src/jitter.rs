@@ -27,6 +27,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+/// Largest extended sequence number or timestamp accepted (see [`JitterBuffer::push`]).
+pub const MAX_EXTENDED: u64 = 1 << 62;
 /// RTP clock rate of Opus.
 const RATE: u64 = 48_000;
 /// Unit size for silence while not playing, and the frame size assumed before any packet: 20 ms,
@@ -266,9 +268,12 @@ impl JitterBuffer {
     }
 
     /// Takes in one packet that arrived at `now`. `seq` and `rtp_ts` are extended (64-bit,
-    /// unwrapped) RTP sequence number and timestamp at 48 kHz.
+    /// unwrapped) RTP sequence number and timestamp at 48 kHz, below [`MAX_EXTENDED`].
     pub fn push(&mut self, now: Instant, seq: u64, rtp_ts: u64, payload: &[u8]) -> Push {
-        let Some(samples) = packet_samples(payload) else {
+        // Extended RTP values start from 32 bits and grow slowly; values near the top of u64
+        // can only be corrupt, and refusing them keeps all timestamp arithmetic far from overflow.
+        let Some(samples) = packet_samples(payload).filter(|_| seq < MAX_EXTENDED && rtp_ts < MAX_EXTENDED)
+        else {
             self.stats.invalid += 1;
             return Push::Invalid;
         };
@@ -699,7 +704,10 @@ impl JitterBuffer {
 
     /// A gap of `gap` samples before the front packet, `loss_units` of which are lost packets.
     fn lost(&mut self, gap: u64) -> Playout {
-        let front_samples = self.queue.front().map_or(u64::from(self.frame), |f| u64::from(f.samples));
+        let front_samples = self
+            .queue
+            .front()
+            .map_or(u64::from(self.frame), |f| u64::from(f.samples));
         let accounted = self.loss_units.saturating_mul(front_samples);
         if gap > accounted {
             // More time than the missing packets cover: a pause too, played first.

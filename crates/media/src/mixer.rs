@@ -136,6 +136,7 @@ pub struct Mixer {
     limiter: Limiter,
     pre_skip: u16,
     sum: Vec<f32>,
+    listener_pcm: Vec<f32>,
     out_pcm: Vec<f32>,
     output: TickOutput,
     stats: MixerStats,
@@ -146,7 +147,10 @@ impl std::fmt::Debug for Mixer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mixer")
             .field("cfg", &self.cfg)
-            .field("speakers", &self.speakers.iter().map(|s| s.id).collect::<Vec<_>>())
+            .field(
+                "speakers",
+                &self.speakers.iter().map(|s| s.id).collect::<Vec<_>>(),
+            )
             .field("ticks", &self.stats.ticks)
             .finish()
     }
@@ -172,6 +176,7 @@ impl Mixer {
             limiter: Limiter::new(),
             pre_skip,
             sum: vec![0.0; FRAME_SAMPLES],
+            listener_pcm: vec![0.0; FRAME_SAMPLES],
             out_pcm: vec![0.0; FRAME_SAMPLES],
             output: TickOutput {
                 listener: Vec::with_capacity(MAX_PACKET),
@@ -250,7 +255,14 @@ impl Mixer {
 
     /// Hands one RTP payload of speaker `id` to its jitter buffer. `seq` and `rtp_ts` are the
     /// extended (64-bit, unwrapped) RTP sequence number and timestamp. Unknown ids are ignored.
-    pub fn push_packet(&mut self, id: SpeakerId, now: Instant, seq: u64, rtp_ts: u64, payload: &[u8]) {
+    pub fn push_packet(
+        &mut self,
+        id: SpeakerId,
+        now: Instant,
+        seq: u64,
+        rtp_ts: u64,
+        payload: &[u8],
+    ) {
         if let Some(s) = self.speakers.iter_mut().find(|s| s.id == id) {
             // The outcome is counted in the jitter buffer's stats.
             let _ = s.jitter.push(now, seq, rtp_ts, payload);
@@ -278,9 +290,13 @@ impl Mixer {
             self.output.levels[i] = (s.id, level);
         }
 
-        self.out_pcm.copy_from_slice(&self.sum);
-        self.limiter.process(&mut self.out_pcm);
-        if !encode(&mut self.encoder, &self.out_pcm, &mut self.output.listener) {
+        self.listener_pcm.copy_from_slice(&self.sum);
+        self.limiter.process(&mut self.listener_pcm);
+        if !encode(
+            &mut self.encoder,
+            &self.listener_pcm,
+            &mut self.output.listener,
+        ) {
             self.stats.encode_errors += 1;
         }
 
@@ -305,6 +321,12 @@ impl Mixer {
             mm_idx += 1;
         }
         &self.output
+    }
+
+    /// The limited listener mix of the last tick, as encoded into [`TickOutput::listener`]
+    /// (960 samples, all within [-1, 1]).
+    pub fn listener_pcm(&self) -> &[f32] {
+        &self.listener_pcm
     }
 
     /// Current statistics (allocates; not for the tick path).
@@ -345,7 +367,10 @@ impl Speaker {
             let n = match self.jitter.pop(now) {
                 Playout::Packet { data, samples } => {
                     let want = unit_len(samples);
-                    match self.decoder.decode_float(&data, &mut self.unit[..want], false) {
+                    match self
+                        .decoder
+                        .decode_float(&data, &mut self.unit[..want], false)
+                    {
                         Ok(n) if n > 0 => n.min(want),
                         _ => {
                             self.decode_errors += 1;
@@ -357,7 +382,10 @@ impl Speaker {
                     let want = unit_len(samples);
                     match fec {
                         Some(next) => {
-                            match self.decoder.decode_float(&next, &mut self.unit[..want], true) {
+                            match self
+                                .decoder
+                                .decode_float(&next, &mut self.unit[..want], true)
+                            {
                                 Ok(n) if n > 0 => n.min(want),
                                 _ => self.conceal(want),
                             }
@@ -380,7 +408,10 @@ impl Speaker {
 
     /// Packet loss concealment for `want` samples; zeros if even that fails.
     fn conceal(&mut self, want: usize) -> usize {
-        match self.decoder.decode_float(&[], &mut self.unit[..want], false) {
+        match self
+            .decoder
+            .decode_float(&[], &mut self.unit[..want], false)
+        {
             Ok(n) if n > 0 => n.min(want),
             _ => {
                 self.unit[..want].fill(0.0);

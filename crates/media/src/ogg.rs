@@ -494,7 +494,11 @@ impl PacketReader {
             self.ended = true;
         }
         // The granule belongs to the last packet completed on this page.
-        let last_complete = page.packets().enumerate().filter(|(_, (_, done))| *done).last();
+        let last_complete = page
+            .packets()
+            .enumerate()
+            .filter(|(_, (_, done))| *done)
+            .last();
         let last_complete = last_complete.map(|(i, _)| i);
         for (i, (piece, complete)) in page.packets().enumerate() {
             if i == 0 && page.continued() {

@@ -95,7 +95,8 @@ impl OggOpusWriter {
     /// encoder delay and the given comments (`TITLE`, `ARTIST`, ...).
     pub fn new(serial: u32, channels: u8, pre_skip: u16, tags: Vec<(String, String)>) -> Self {
         let head = opus_head(channels, pre_skip, GRANULE_RATE, 0);
-        let mut kept: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut kept: Vec<(&str, &str)> =
+            tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut packet = opus_tags(VENDOR, &kept);
         // Header numbering assumes OpusTags fits on one page: drop comments until it does.
         while packet.len() > MAX_ONE_PAGE_PACKET && !kept.is_empty() {
@@ -135,7 +136,10 @@ impl OggOpusWriter {
         let first = first_audio_seq.max(Self::FIRST_AUDIO_SEQ);
         let mut out = Vec::with_capacity(self.head.len() + self.tags.len() + 2 * 300);
         let mut lacing = Vec::new();
-        for (i, (packet, flags)) in [(&self.head, FLAG_BOS), (&self.tags, 0)].into_iter().enumerate() {
+        for (i, (packet, flags)) in [(&self.head, FLAG_BOS), (&self.tags, 0)]
+            .into_iter()
+            .enumerate()
+        {
             lacing.clear();
             ogg::lace(packet.len(), &mut lacing);
             // Both headers are bounded to one page above, so this cannot fail.
@@ -152,8 +156,10 @@ impl OggOpusWriter {
         self.body.extend_from_slice(packet);
         ogg::lace(packet.len(), &mut self.lacing);
         self.pending_samples += u64::from(samples);
-        self.ends
-            .push((self.lacing.len(), self.flushed_granule + self.pending_samples));
+        self.ends.push((
+            self.lacing.len(),
+            self.flushed_granule + self.pending_samples,
+        ));
     }
 
     /// Samples queued and not yet flushed.
@@ -208,8 +214,16 @@ impl OggOpusWriter {
                 flags |= FLAG_EOS;
             }
             // At most 255 lacing values by construction.
-            if ogg::write_page(&mut bytes, flags, page_granule, self.serial, self.next_seq, lacing, body)
-                .is_err()
+            if ogg::write_page(
+                &mut bytes,
+                flags,
+                page_granule,
+                self.serial,
+                self.next_seq,
+                lacing,
+                body,
+            )
+            .is_err()
             {
                 debug_assert!(false, "page over 255 lacing values");
             }

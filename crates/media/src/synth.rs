@@ -183,7 +183,11 @@ pub fn rms_dbfs(samples: &[f32]) -> f32 {
     if samples.is_empty() {
         return SILENCE_DBFS;
     }
-    let ms = samples.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() / samples.len() as f64;
+    let ms = samples
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        / samples.len() as f64;
     if ms <= 0.0 || !ms.is_finite() {
         return SILENCE_DBFS;
     }

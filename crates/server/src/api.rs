@@ -107,21 +107,17 @@ pub async fn create_space(
             req.host_name.as_deref().unwrap_or("Host"),
         )
         .map_err(|e| match e {
-            CreateError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            CreateError::Exists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
             CreateError::InvalidId(_) => ApiError::bad_request(e.to_string()),
             CreateError::Io(e) => ApiError::internal(e),
         })?;
-    let mut v = serde_json::to_value(created.space.summary(""))
-        .map_err(ApiError::internal)?;
+    let mut v = serde_json::to_value(created.space.summary("")).map_err(ApiError::internal)?;
     v["host_token"] = json!(created.host_token);
     v["host_sub"] = json!(created.host_sub);
     let location = format!("/api/spaces/{}", created.space.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(v),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(v)).into_response())
 }
 
 /// `GET /api/spaces`
@@ -132,7 +128,10 @@ pub async fn list_spaces(State(app): State<AppState>) -> impl IntoResponse {
 
 /// `GET /api/spaces/{id}`
 pub async fn get_space(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let space = app.spaces.get(&id).ok_or_else(|| ApiError::not_found("space"))?;
+    let space = app
+        .spaces
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("space"))?;
     Ok(Json(space.summary("")).into_response())
 }
 
@@ -156,7 +155,10 @@ pub async fn mint_token(
     headers: HeaderMap,
     body: Option<Json<serde_json::Value>>,
 ) -> ApiResult<Response> {
-    let space = app.spaces.get(&id).ok_or_else(|| ApiError::not_found("space"))?;
+    let space = app
+        .spaces
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("space"))?;
     let caller = authenticate(&app, &headers)?;
     if !caller.may_moderate(&id) {
         return Err(ApiError::forbidden(
@@ -168,8 +170,8 @@ pub async fn mint_token(
             "send a JSON body: {\"role\": \"speaker\", \"name\": \"…\"}",
         ));
     };
-    let req: MintToken =
-        serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
+    let req: MintToken = serde_json::from_value(v)
+        .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
     if req.role == Role::Host && !matches!(caller, Caller::Operator) {
         return Err(ApiError::forbidden("only the operator mints host tokens"));
     }
@@ -192,10 +194,15 @@ pub async fn end_space(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let space = app.spaces.get(&id).ok_or_else(|| ApiError::not_found("space"))?;
+    let space = app
+        .spaces
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("space"))?;
     let caller = authenticate(&app, &headers)?;
     if !caller.may_moderate(&id) {
-        return Err(ApiError::forbidden("only the operator or this space's host may end it"));
+        return Err(ApiError::forbidden(
+            "only the operator or this space's host may end it",
+        ));
     }
     space.end();
     tracing::info!(space = %id, "space ended");

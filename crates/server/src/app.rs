@@ -178,10 +178,7 @@ impl Server {
                 let _ = tx.send(Ok(rt.handle().clone()));
                 rt.block_on(std::future::pending::<()>());
             })?;
-        let media = rx
-            .recv()
-            .map_err(std::io::Error::other)
-            .and_then(|r| r)?;
+        let media = rx.recv().map_err(std::io::Error::other).and_then(|r| r)?;
         let mux = {
             let _guard = media.enter();
             Mux::new(udp, metrics.clone())?
@@ -237,8 +234,11 @@ impl Server {
                 s.end();
             }
         };
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }

@@ -114,7 +114,9 @@ impl Keys {
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// A random identifier of `len` characters from `[0-9A-Za-z]`.
@@ -143,9 +145,19 @@ mod tests {
     fn expiry_is_exact() {
         let keys = Keys::new("secret");
         let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let (tok, claims) = keys.mint("s1", "p1", "Ada", Role::Speaker, Duration::from_secs(60), t0);
+        let (tok, claims) = keys.mint(
+            "s1",
+            "p1",
+            "Ada",
+            Role::Speaker,
+            Duration::from_secs(60),
+            t0,
+        );
         assert_eq!(claims.exp, 1_800_000_060);
-        assert_eq!(keys.verify(&tok, t0 + Duration::from_secs(59)).unwrap(), claims);
+        assert_eq!(
+            keys.verify(&tok, t0 + Duration::from_secs(59)).unwrap(),
+            claims
+        );
         assert_eq!(
             keys.verify(&tok, t0 + Duration::from_secs(60)),
             Err(TokenError::Expired),
@@ -157,9 +169,18 @@ mod tests {
     fn wrong_secret_and_garbage_are_invalid() {
         let t0 = SystemTime::now();
         let (tok, _) = Keys::new("a").mint("s", "p", "n", Role::Host, Duration::from_secs(60), t0);
-        assert!(matches!(Keys::new("b").verify(&tok, t0), Err(TokenError::Invalid(_))));
-        assert!(matches!(Keys::new("a").verify("x.y.z", t0), Err(TokenError::Invalid(_))));
-        assert!(matches!(Keys::new("a").verify("", t0), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            Keys::new("b").verify(&tok, t0),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            Keys::new("a").verify("x.y.z", t0),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            Keys::new("a").verify("", t0),
+            Err(TokenError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -177,7 +177,11 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
     });
     let advertise_raw = args.advertise.or(file.advertise).unwrap_or_default();
     let mut advertise = Vec::new();
-    for a in advertise_raw.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+    for a in advertise_raw
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
         advertise.push(parse_advertise(a)?);
     }
     if advertise.is_empty() {
@@ -189,7 +193,7 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
         advertise.push(SocketAddr::new(ip, 0));
     }
     let page_ms = args.page_ms.or(file.page_ms).unwrap_or(200);
-    if !(20..=1000).contains(&page_ms) || page_ms % 20 != 0 {
+    if !(20..=1000).contains(&page_ms) || !page_ms.is_multiple_of(20) {
         return Err(ConfigError::Invalid {
             name: "page_ms",
             reason: format!("{page_ms} is not a multiple of 20 between 20 and 1000"),
@@ -229,7 +233,9 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
         ),
         token_ttl: Duration::from_secs(args.token_ttl.or(file.token_ttl).unwrap_or(43_200)),
         max_body: args.max_body.or(file.max_body).unwrap_or(64 * 1024),
-        ice_timeout: Duration::from_secs(args.ice_timeout.or(file.ice_timeout).unwrap_or(30).max(1)),
+        ice_timeout: Duration::from_secs(
+            args.ice_timeout.or(file.ice_timeout).unwrap_or(30).max(1),
+        ),
         log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
     })
 }

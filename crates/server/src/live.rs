@@ -189,8 +189,16 @@ mod tests {
         let (tx, rx) = crossbeam_channel::unbounded();
         let w = OggOpusWriter::new(7, 1, 312, vec![]);
         let metrics = Arc::new(Metrics::default());
-        let t = spawn_pager("t", w, Duration::from_millis(200), rx, s.clone(), None, metrics)
-            .unwrap();
+        let t = spawn_pager(
+            "t",
+            w,
+            Duration::from_millis(200),
+            rx,
+            s.clone(),
+            None,
+            metrics,
+        )
+        .unwrap();
         // 3 s of packets: 15 pages, of which the ring keeps 5 for the burst.
         for _ in 0..150 {
             tx.send(vec![0xF8, 0xFF, 0xFE]).unwrap();

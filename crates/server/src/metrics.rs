@@ -41,9 +41,24 @@ impl Metrics {
         let g = |a: &AtomicI64| a.load(Relaxed) as i128;
         let c = |a: &AtomicU64| a.load(Relaxed) as i128;
         put("spaces_live", "gauge", "Live spaces.", g(&self.spaces_live));
-        put("speakers", "gauge", "Connected WHIP speakers.", g(&self.speakers));
-        put("listeners", "gauge", "Connected live.opus listeners.", g(&self.listeners));
-        put("mixer_ticks_total", "counter", "Mixer ticks (20 ms each).", c(&self.mixer_ticks));
+        put(
+            "speakers",
+            "gauge",
+            "Connected WHIP speakers.",
+            g(&self.speakers),
+        );
+        put(
+            "listeners",
+            "gauge",
+            "Connected live.opus listeners.",
+            g(&self.listeners),
+        );
+        put(
+            "mixer_ticks_total",
+            "counter",
+            "Mixer ticks (20 ms each).",
+            c(&self.mixer_ticks),
+        );
         put(
             "mixer_late_ticks_total",
             "counter",
@@ -92,7 +107,12 @@ impl Metrics {
             "live.opus connections accepted.",
             c(&self.listeners_total),
         );
-        put("udp_datagrams_total", "counter", "Datagrams received on the media port.", c(&self.udp_datagrams));
+        put(
+            "udp_datagrams_total",
+            "counter",
+            "Datagrams received on the media port.",
+            c(&self.udp_datagrams),
+        );
         put(
             "udp_dropped_unknown_total",
             "counter",
@@ -105,7 +125,12 @@ impl Metrics {
             "Datagrams dropped because a session inbox was full.",
             c(&self.udp_dropped_inbox_full),
         );
-        put("whip_sessions_total", "counter", "WHIP sessions created.", c(&self.whip_sessions_total));
+        put(
+            "whip_sessions_total",
+            "counter",
+            "WHIP sessions created.",
+            c(&self.whip_sessions_total),
+        );
         put(
             "whip_sessions_timed_out_total",
             "counter",
@@ -118,7 +143,12 @@ impl Metrics {
             "Recordings stopped by a write error (e.g. a full disk).",
             c(&self.recording_errors),
         );
-        put("recording_bytes_total", "counter", "Bytes written to recordings.", c(&self.recording_bytes));
+        put(
+            "recording_bytes_total",
+            "counter",
+            "Bytes written to recordings.",
+            c(&self.recording_bytes),
+        );
         out
     }
 }

@@ -74,6 +74,10 @@ impl MixerHandle {
     }
 }
 
+/// A started mixer: its handle, the listener packets it produces, the pre-skip of the listener
+/// encoder (for OpusHead), and the thread.
+pub type Spawned = (MixerHandle, Receiver<Vec<u8>>, u16, JoinHandle<()>);
+
 /// Start the mixer thread of space `space_id`. Listener packets (20 ms Opus each) go to the
 /// returned receiver. Returns the handle, the output, the pre-skip of the listener encoder and the
 /// thread (which ends once every handle is dropped).
@@ -81,7 +85,7 @@ pub fn spawn(
     space_id: &str,
     cfg: mixer::Config,
     metrics: Arc<Metrics>,
-) -> std::io::Result<(MixerHandle, Receiver<Vec<u8>>, u16, JoinHandle<()>)> {
+) -> std::io::Result<Spawned> {
     let mixer = Mixer::new(cfg).map_err(std::io::Error::other)?;
     let pre_skip = mixer.pre_skip();
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
@@ -156,7 +160,10 @@ fn run(
             }
         }
         metrics.mixer_ticks.fetch_add(1, Relaxed);
-        store_max(&metrics.mixer_tick_ns_max, start.elapsed().as_nanos() as u64);
+        store_max(
+            &metrics.mixer_tick_ns_max,
+            start.elapsed().as_nanos() as u64,
+        );
         deadline += TICK;
     }
 }

@@ -65,7 +65,9 @@ fn record(
         }
         match file.write_all(bytes) {
             Ok(()) => {
-                metrics.recording_bytes.fetch_add(bytes.len() as u64, Relaxed);
+                metrics
+                    .recording_bytes
+                    .fetch_add(bytes.len() as u64, Relaxed);
             }
             Err(e) => {
                 *failed = true;
@@ -103,7 +105,10 @@ mod tests {
             return;
         }
         let metrics = Arc::new(Metrics::default());
-        let file = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
         let (tx, rx) = crossbeam_channel::unbounded();
         for _ in 0..200 {
             tx.send(vec![0xF8, 0xFF, 0xFE]).unwrap();
@@ -111,7 +116,11 @@ mod tests {
         drop(tx);
         let mut w = OggOpusWriter::new(1, 1, 312, vec![]);
         record(file, Path::new("/dev/full"), &mut w, rx, &metrics);
-        assert_eq!(metrics.recording_errors.load(Relaxed), 1, "one error, then stopped");
+        assert_eq!(
+            metrics.recording_errors.load(Relaxed),
+            1,
+            "one error, then stopped"
+        );
         assert_eq!(metrics.recording_bytes.load(Relaxed), 0);
     }
 

@@ -20,6 +20,11 @@ pub enum OfferError {
     NotSending(&'static str),
 }
 
+/// Parse an offer in full with str0m (what the WHIP handler does after [`inspect_offer`]).
+pub fn parse_offer(sdp: &str) -> Result<str0m::change::SdpOffer, String> {
+    str0m::change::SdpOffer::from_sdp_string(sdp).map_err(|e| e.to_string())
+}
+
 /// Inspect the first `m=audio` section of an SDP offer.
 pub fn inspect_offer(sdp: &str) -> Result<Direction, OfferError> {
     let mut in_audio = false;
@@ -113,7 +118,9 @@ mod tests {
 
     #[test]
     fn later_video_section_does_not_count() {
-        let o = format!("{OFFER}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\na=recvonly\r\n");
+        let o = format!(
+            "{OFFER}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\na=recvonly\r\n"
+        );
         assert_eq!(inspect_offer(&o), Ok(Direction::SendOnly));
     }
 

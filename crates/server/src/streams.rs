@@ -36,13 +36,18 @@ impl Drop for ListenerGuard {
 
 fn gone(id: &str) -> ApiError {
     let url = format!("/spaces/{id}/recording.opus");
-    ApiError::gone(format!("this space has ended; its recording is at {url}"))
-        .with_header(header::LINK, &format!("<{url}>; rel=\"alternate\"; type=\"audio/ogg\""))
+    ApiError::gone(format!("this space has ended; its recording is at {url}")).with_header(
+        header::LINK,
+        &format!("<{url}>; rel=\"alternate\"; type=\"audio/ogg\""),
+    )
 }
 
 /// `GET /spaces/{id}/live.opus`
 pub async fn live(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let space = app.spaces.get(&id).ok_or_else(|| ApiError::not_found("space"))?;
+    let space = app
+        .spaces
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("space"))?;
     if space.state() == SpaceState::Ended {
         return Err(gone(&id));
     }
@@ -85,8 +90,14 @@ pub async fn live(State(app): State<AppState>, Path(id): Path<String>) -> ApiRes
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, no-store"),
     );
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     let icy = [
         ("icy-name", space.title.clone()),
         ("icy-description", space.description.clone()),
@@ -112,7 +123,10 @@ pub async fn recording(
     Path(id): Path<String>,
     req: Request,
 ) -> ApiResult<Response> {
-    let space = app.spaces.get(&id).ok_or_else(|| ApiError::not_found("space"))?;
+    let space = app
+        .spaces
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("space"))?;
     let mime = HeaderValue::from_static("audio/ogg");
     let resp = ServeFile::new(&space.recording)
         .oneshot(req)
@@ -124,7 +138,10 @@ pub async fn recording(
     let mut resp = resp.into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, mime);
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     if space.state() == SpaceState::Live {
         // Still growing: caches must not keep a stale length.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -19,7 +19,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use str0m::change::SdpOffer;
 use str0m::{Candidate, Rtc};
 use tokio_util::sync::CancellationToken;
 
@@ -43,7 +42,10 @@ const ENDPOINT_ALLOW: &str = "OPTIONS, POST, GET, HEAD";
 const SESSION_ALLOW: &str = "OPTIONS, DELETE, GET, HEAD";
 
 fn cors(h: &mut HeaderMap) {
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Location, ETag, Link, Accept-Post"),
@@ -55,12 +57,18 @@ fn preflight(allow: &'static str, accept_post: bool) -> Response {
     let h = r.headers_mut();
     cors(h);
     h.insert(header::ALLOW, HeaderValue::from_static(allow));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(allow));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(allow),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("Authorization, Content-Type, If-Match"),
     );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
     if accept_post {
         h.insert("accept-post", HeaderValue::from_static("application/sdp"));
     }
@@ -130,8 +138,16 @@ pub async fn post(
     with_cors(post_inner(app, id, headers, body).await)
 }
 
-async fn post_inner(app: AppState, id: String, headers: HeaderMap, body: Body) -> ApiResult<Response> {
-    let space = app.spaces.get(&id).ok_or_else(|| ApiError::not_found("space"))?;
+async fn post_inner(
+    app: AppState,
+    id: String,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let space = app
+        .spaces
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("space"))?;
     let claims = match authenticate(&app, &headers)? {
         Caller::Participant(c) => c,
         Caller::Operator => {
@@ -185,7 +201,7 @@ async fn post_inner(app: AppState, id: String, headers: HeaderMap, body: Body) -
     let sdp = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::bad_request("the SDP offer is not UTF-8"))?;
     let direction = inspect_offer(sdp).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let offer = SdpOffer::from_sdp_string(sdp)
+    let offer = crate::sdp::parse_offer(sdp)
         .map_err(|e| ApiError::bad_request(format!("malformed SDP offer: {e}")))?;
     let mixer = space
         .mixer()
@@ -258,7 +274,10 @@ async fn post_inner(app: AppState, id: String, headers: HeaderMap, body: Body) -
     let location = format!("/api/spaces/{id}/whip/{session_id}");
     let mut resp = (StatusCode::CREATED, answer.to_sdp_string()).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
     if let Ok(v) = HeaderValue::from_str(&location) {
         h.insert(header::LOCATION, v);
     }
@@ -278,8 +297,16 @@ pub async fn delete(
     with_cors(delete_inner(app, id, session, headers))
 }
 
-fn delete_inner(app: AppState, id: String, session: String, headers: HeaderMap) -> ApiResult<Response> {
-    let space = app.spaces.get(&id).ok_or_else(|| ApiError::not_found("space"))?;
+fn delete_inner(
+    app: AppState,
+    id: String,
+    session: String,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let space = app
+        .spaces
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("space"))?;
     let caller = authenticate(&app, &headers)?;
     let owner = space
         .session_owner(&session)
@@ -289,7 +316,9 @@ fn delete_inner(app: AppState, id: String, session: String, headers: HeaderMap) 
         Caller::Participant(c) => c.space == id && (c.sub == owner || c.role.may_moderate()),
     };
     if !allowed {
-        return Err(ApiError::forbidden("only the session's owner or the host may end it"));
+        return Err(ApiError::forbidden(
+            "only the session's owner or the host may end it",
+        ));
     }
     space.close_session(&session);
     Ok(StatusCode::OK.into_response())

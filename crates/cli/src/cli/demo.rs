@@ -12,6 +12,9 @@ use tribune_server::{Config, Server};
 /// The demo's speakers: display name and voice fundamental (Hz).
 const VOICES: [(&str, f32); 2] = [("Ada", 220.0), ("Ben", 330.0)];
 
+/// How long each demo speaker talks before the other takes over.
+const TURN: Duration = Duration::from_secs(4);
+
 /// Run the demo until Ctrl-C.
 pub async fn run(cfg: Config) -> Result<ExitCode> {
     let key = cfg.admin_key.clone();
@@ -34,12 +37,20 @@ pub async fn run(cfg: Config) -> Result<ExitCode> {
     let server_task = tokio::spawn(server.serve(super::shutdown_signal()));
 
     for (i, (name, hz)) in VOICES.iter().enumerate() {
-        let (token, _) = app.mint(&id, &format!("demo-{}", name.to_lowercase()), name, Role::Speaker);
+        let (token, _) = app.mint(
+            &id,
+            &format!("demo-{}", name.to_lowercase()),
+            name,
+            Role::Speaker,
+        );
         let opts = speak::Options {
             token: Some(token),
-            source: speak::Source::Voice {
+            source: speak::Source::Turns {
                 fundamental_hz: *hz,
                 seed: i as u64 + 1,
+                turn: i as u32,
+                turns: VOICES.len() as u32,
+                slot: TURN,
             },
             ..speak::Options::new(whip.clone())
         };
@@ -54,9 +65,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode> {
     println!("space: {base}/api/spaces/{id}");
     println!("operator key: {key}");
     println!("speaker token: {guest_token}");
-    println!(
-        "speak: tribune speak --whip {whip} --token {guest_token} --tone 550"
-    );
+    println!("speak: tribune speak --whip {whip} --token {guest_token} --tone 550");
     server_task.await??;
     Ok(ExitCode::SUCCESS)
 }

@@ -101,7 +101,12 @@ impl Drop for ServerProc {
 }
 
 /// JSON API helper.
-pub async fn api(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+pub async fn api(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let c = reqwest::Client::new();
     let mut r = c.request(method.parse().expect("method"), url);
     if let Some(t) = token {
@@ -113,7 +118,10 @@ pub async fn api(method: &str, url: &str, token: Option<&str>, body: Option<Valu
     let resp = r.send().await.expect("request");
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// Create a space; returns (id, host token).
@@ -226,11 +234,21 @@ pub fn ffmpeg_check(path: &Path) -> (f64, bool, String) {
     let errors = String::from_utf8_lossy(&out.stderr).to_string();
     let clean = out.status.success() && errors.trim().is_empty();
     let probe = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe");
-    let d = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap_or(-1.0);
+    let d = String::from_utf8_lossy(&probe.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(-1.0);
     (d, clean, errors)
 }
 

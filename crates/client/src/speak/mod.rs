@@ -49,6 +49,21 @@ pub enum Source {
         /// Seed of its syllable pattern, so runs are reproducible.
         seed: u64,
     },
+    /// A synthetic voice that talks only in its turn: time is cut into `slot`s counted from the
+    /// first frame, and this voice talks in slots where `slot_index % turns == turn` (the demo's
+    /// speakers take turns this way).
+    Turns {
+        /// The voice's fundamental frequency in Hz.
+        fundamental_hz: f32,
+        /// Seed of its syllable pattern.
+        seed: u64,
+        /// This speaker's turn, `0..turns`.
+        turn: u32,
+        /// How many speakers take turns.
+        turns: u32,
+        /// Length of one turn.
+        slot: Duration,
+    },
     /// A WAV file of any rate and channel count: downmixed to mono and resampled to 48 kHz
     /// linearly. Without [`Options::loop_wav`], the run ends when the file does.
     Wav(PathBuf),

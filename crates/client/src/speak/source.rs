@@ -17,6 +17,14 @@ pub const TONE_AMPLITUDE: f32 = 0.25;
 pub(crate) enum Frames {
     Tone(Tone),
     Voice(Voice),
+    /// A voice that talks only in its turn: frames counted from the start, in slots.
+    Turns {
+        voice: Voice,
+        frame: u64,
+        slot_frames: u64,
+        turn: u64,
+        turns: u64,
+    },
     Wav {
         samples: Vec<f32>,
         pos: usize,
@@ -35,6 +43,19 @@ impl Frames {
                 fundamental_hz,
                 seed,
             } => Frames::Voice(Voice::new(*fundamental_hz, *seed)),
+            Source::Turns {
+                fundamental_hz,
+                seed,
+                turn,
+                turns,
+                slot,
+            } => Frames::Turns {
+                voice: Voice::new(*fundamental_hz, *seed),
+                frame: 0,
+                slot_frames: (slot.as_millis() as u64 / 20).max(1),
+                turn: u64::from(*turn),
+                turns: u64::from((*turns).max(1)),
+            },
             Source::Wav(path) => Frames::Wav {
                 samples: load_wav_48k(path)?,
                 pos: 0,
@@ -50,6 +71,20 @@ impl Frames {
         match self {
             Frames::Tone(t) => t.fill(frame),
             Frames::Voice(v) => v.fill(frame),
+            Frames::Turns {
+                voice,
+                frame: n,
+                slot_frames,
+                turn,
+                turns,
+            } => {
+                if (*n / *slot_frames) % *turns == *turn {
+                    voice.fill(frame);
+                } else {
+                    frame.fill(0.0);
+                }
+                *n += 1;
+            }
             Frames::Silence => frame.fill(0.0),
             Frames::Wav {
                 samples,

@@ -1,7 +1,7 @@
 //! Jitter buffer tests, all on injected time.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -56,7 +56,12 @@ fn on_time(seqs: impl IntoIterator<Item = u64>) -> Vec<Arrival> {
 
 /// Drives `jb` like the mixer: a tick every 20 ms from 1 ms on, delivering the arrivals due before
 /// each tick, and popping until 20 ms of audio is out. Returns every unit popped with its tick.
-fn drive(jb: &mut JitterBuffer, t0: Instant, arrivals: &[Arrival], ticks: u64) -> Vec<(u64, Playout)> {
+fn drive(
+    jb: &mut JitterBuffer,
+    t0: Instant,
+    arrivals: &[Arrival],
+    ticks: u64,
+) -> Vec<(u64, Playout)> {
     let mut arrivals = arrivals.to_vec();
     arrivals.sort_by_key(|a| a.at_ms);
     let mut next = 0;
@@ -121,7 +126,10 @@ fn reorders_by_timestamp() {
         pair[1].at_ms = a;
     }
     let units = drive(&mut jb, t0, &arr, 12);
-    let played: Vec<String> = from_start(&units).into_iter().filter(|u| u.starts_with('P')).collect();
+    let played: Vec<String> = from_start(&units)
+        .into_iter()
+        .filter(|u| u.starts_with('P'))
+        .collect();
     let want: Vec<String> = (0..10).map(|s| format!("P{s}")).collect();
     assert_eq!(played, want);
     assert_eq!(jb.stats().late, 0);
@@ -132,7 +140,10 @@ fn loss_is_concealed_with_fec_from_next_packet() {
     let t0 = Instant::now();
     let mut jb = JitterBuffer::new(Config::default());
     let units = drive(&mut jb, t0, &on_time((0..10).filter(|&s| s != 4)), 11);
-    assert_eq!(from_start(&units)[..6], ["P0", "P1", "P2", "P3", "F5", "P5"]);
+    assert_eq!(
+        from_start(&units)[..6],
+        ["P0", "P1", "P2", "P3", "F5", "P5"]
+    );
     let st = jb.stats();
     assert_eq!((st.lost, st.concealed), (1, 1));
 }
@@ -141,7 +152,12 @@ fn loss_is_concealed_with_fec_from_next_packet() {
 fn two_lost_packets_only_the_second_gets_fec() {
     let t0 = Instant::now();
     let mut jb = JitterBuffer::new(Config::default());
-    let units = drive(&mut jb, t0, &on_time((0..10).filter(|&s| s != 3 && s != 4)), 11);
+    let units = drive(
+        &mut jb,
+        t0,
+        &on_time((0..10).filter(|&s| s != 3 && s != 4)),
+        11,
+    );
     assert_eq!(from_start(&units)[..6], ["P0", "P1", "P2", "L", "F5", "P5"]);
     assert_eq!(jb.stats().lost, 2);
 }
@@ -154,7 +170,10 @@ fn late_packet_is_dropped() {
     // Packet 4 is 100 ms late: it has been concealed by then.
     arr[4].at_ms += 100;
     let units = drive(&mut jb, t0, &arr, 13);
-    assert_eq!(from_start(&units)[..6], ["P0", "P1", "P2", "P3", "F5", "P5"]);
+    assert_eq!(
+        from_start(&units)[..6],
+        ["P0", "P1", "P2", "P3", "F5", "P5"]
+    );
     assert_eq!(jb.stats().late, 1);
 }
 
@@ -165,8 +184,14 @@ fn duplicates_are_dropped() {
     let units = drive(&mut jb, t0, &on_time(0..4), 3);
     assert_eq!(from_start(&units), ["P0", "P1"]);
     // Seq 2 is still buffered, seq 0 already played.
-    assert_eq!(jb.push(ms(t0, 41), 2, 2 * 960, &pkt(TOC_CELT_20MS, 2)), Push::Duplicate);
-    assert_eq!(jb.push(ms(t0, 41), 0, 0, &pkt(TOC_CELT_20MS, 0)), Push::Duplicate);
+    assert_eq!(
+        jb.push(ms(t0, 41), 2, 2 * 960, &pkt(TOC_CELT_20MS, 2)),
+        Push::Duplicate
+    );
+    assert_eq!(
+        jb.push(ms(t0, 41), 0, 0, &pkt(TOC_CELT_20MS, 0)),
+        Push::Duplicate
+    );
     assert_eq!(jb.stats().duplicates, 2);
 }
 
@@ -179,7 +204,9 @@ fn invalid_packets_are_rejected() {
     assert_eq!(jb.push(t0, 1, 960, &[TOC_CELT_20MS | 3]), Push::Invalid);
     // Code 3 asking for 0 frames.
     assert_eq!(jb.push(t0, 2, 960, &[TOC_CELT_20MS | 3, 0]), Push::Invalid);
-    assert_eq!(jb.stats().invalid, 3);
+    assert_eq!(jb.push(t0, u64::MAX, 0, &pkt(TOC_CELT_20MS, 0)), Push::Invalid);
+    assert_eq!(jb.push(t0, 3, u64::MAX - 5, &pkt(TOC_CELT_20MS, 0)), Push::Invalid);
+    assert_eq!(jb.stats().invalid, 5);
 }
 
 #[test]
@@ -192,22 +219,39 @@ fn dtx_gap_is_silence_not_loss() {
     let mut arr = on_time(0..4);
     for (i, seq) in (4..10).enumerate() {
         let frame = 5 + i as u64;
-        arr.push(Arrival { seq, ts: frame * 960, at_ms: frame * 20, toc: TOC_CELT_20MS });
+        arr.push(Arrival {
+            seq,
+            ts: frame * 960,
+            at_ms: frame * 20,
+            toc: TOC_CELT_20MS,
+        });
     }
     let units = drive(&mut jb, t0, &arr, 12);
-    assert_eq!(from_start(&units)[..7], ["P0", "P1", "P2", "P3", "S960", "P4", "P5"]);
+    assert_eq!(
+        from_start(&units)[..7],
+        ["P0", "P1", "P2", "P3", "S960", "P4", "P5"]
+    );
     assert_eq!(jb.stats().lost, 0);
     assert_eq!(jb.stats().concealed, 0);
 }
 
 #[test]
 fn frame_sizes_10_40_60_ms_and_mixed() {
-    for (toc, samples) in [(TOC_CELT_10MS, 480u64), (TOC_SILK_40MS, 1920), (TOC_SILK_60MS, 2880)] {
+    for (toc, samples) in [
+        (TOC_CELT_10MS, 480u64),
+        (TOC_SILK_40MS, 1920),
+        (TOC_SILK_60MS, 2880),
+    ] {
         let t0 = Instant::now();
         let mut jb = JitterBuffer::new(Config::default());
         let frame_ms = samples / 48;
         let arr: Vec<Arrival> = (0..30)
-            .map(|seq| Arrival { seq, ts: seq * samples, at_ms: (seq + 1) * frame_ms, toc })
+            .map(|seq| Arrival {
+                seq,
+                ts: seq * samples,
+                at_ms: (seq + 1) * frame_ms,
+                toc,
+            })
             .collect();
         let ticks = 30 * frame_ms / 20;
         let units = drive(&mut jb, t0, &arr, ticks);
@@ -215,17 +259,29 @@ fn frame_sizes_10_40_60_ms_and_mixed() {
         let want: Vec<String> = (0..played.len()).map(|s| format!("P{s}")).collect();
         assert_eq!(played, want, "{frame_ms} ms");
         assert!(played.len() as u64 >= 30 - 200 / frame_ms);
-        assert!(units.iter().all(|(_, u)| !matches!(u, Playout::Packet { samples: n, .. } if u64::from(*n) != samples)));
+        assert!(units.iter().all(
+            |(_, u)| !matches!(u, Playout::Packet { samples: n, .. } if u64::from(*n) != samples)
+        ));
     }
     // Mixed sizes in one stream.
     let t0 = Instant::now();
     let mut jb = JitterBuffer::new(Config::default());
-    let sizes = [(TOC_CELT_20MS, 960u64), (TOC_CELT_10MS, 480), (TOC_SILK_60MS, 2880), (TOC_SILK_40MS, 1920)];
+    let sizes = [
+        (TOC_CELT_20MS, 960u64),
+        (TOC_CELT_10MS, 480),
+        (TOC_SILK_60MS, 2880),
+        (TOC_SILK_40MS, 1920),
+    ];
     let mut arr = Vec::new();
     let mut ts = 0;
     for (seq, (toc, n)) in sizes.iter().cycle().take(40).enumerate() {
         ts += n;
-        arr.push(Arrival { seq: seq as u64, ts: ts - n, at_ms: ts / 48, toc: *toc });
+        arr.push(Arrival {
+            seq: seq as u64,
+            ts: ts - n,
+            at_ms: ts / 48,
+            toc: *toc,
+        });
     }
     let units = drive(&mut jb, t0, &arr, ts / 960);
     let played = from_start(&units);
@@ -233,7 +289,9 @@ fn frame_sizes_10_40_60_ms_and_mixed() {
     // Contiguous (the start may skip the first packet to stay at the target delay).
     let first: u64 = played[0][1..].parse().unwrap();
     assert!(first <= 1);
-    let want: Vec<String> = (first..first + played.len() as u64).map(|s| format!("P{s}")).collect();
+    let want: Vec<String> = (first..first + played.len() as u64)
+        .map(|s| format!("P{s}"))
+        .collect();
     assert_eq!(played, want);
     assert_eq!(jb.stats().lost, 0);
 }
@@ -246,13 +304,22 @@ fn speaker_who_stops_becomes_silence_and_restarts() {
     let mut arr = on_time(0..10);
     for seq in 10..20 {
         let frame = 250 + seq;
-        arr.push(Arrival { seq, ts: frame * 960, at_ms: frame * 20, toc: TOC_CELT_20MS });
+        arr.push(Arrival {
+            seq,
+            ts: frame * 960,
+            at_ms: frame * 20,
+            toc: TOC_CELT_20MS,
+        });
     }
     let units = drive(&mut jb, t0, &arr, 300);
     let d = from_start(&units);
     let stop = d.iter().position(|u| u == "P9").unwrap() + 1;
     let conceal = MAX_CONCEAL.as_millis() as usize / 20;
-    assert!(d[stop..stop + conceal].iter().all(|u| u == "L"), "{:?}", &d[stop..stop + 10]);
+    assert!(
+        d[stop..stop + conceal].iter().all(|u| u == "L"),
+        "{:?}",
+        &d[stop..stop + 10]
+    );
     let resume = d.iter().position(|u| u == "P10").unwrap();
     assert!(d[stop + conceal..resume].iter().all(|u| u == "S960"));
     // Restarted at the new packets: the pause was not replayed as 5 s of extra delay.
@@ -261,7 +328,10 @@ fn speaker_who_stops_becomes_silence_and_restarts() {
         units[i].0
     };
     assert!(tick_of("P10") <= 260 + 3, "{}", tick_of("P10"));
-    assert_eq!(d[resume..resume + 10], (10..20).map(|s| format!("P{s}")).collect::<Vec<_>>()[..]);
+    assert_eq!(
+        d[resume..resume + 10],
+        (10..20).map(|s| format!("P{s}")).collect::<Vec<_>>()[..]
+    );
 }
 
 #[test]
@@ -283,7 +353,11 @@ fn burst_after_stall_is_trimmed_to_max_delay() {
     // And the delay comes back down once the network is steady again.
     let mut jb = JitterBuffer::new(cfg);
     drive(&mut jb, t0, &arr, 1000);
-    assert!(jb.stats().buffered <= Duration::from_millis(100), "{:?}", jb.stats());
+    assert!(
+        jb.stats().buffered <= Duration::from_millis(100),
+        "{:?}",
+        jb.stats()
+    );
 }
 
 /// Outcome of a simulated session.
@@ -315,7 +389,10 @@ fn simulate(ppm: f64, jitter_ms: f64, secs: u64, seed: u64) -> Sim {
         let now_ns = k * 20_000_000 + tick_phase_ns;
         while send_ns(next_packet) <= now_ns {
             let jitter = (rng.random::<f64>() * jitter_ms * 1e6) as u64;
-            in_flight.push(Reverse((send_ns(next_packet) + base_delay_ns + jitter, next_packet)));
+            in_flight.push(Reverse((
+                send_ns(next_packet) + base_delay_ns + jitter,
+                next_packet,
+            )));
             next_packet += 1;
         }
         while let Some(Reverse((at, seq))) = in_flight.peek().copied() {
@@ -358,11 +435,20 @@ fn check_drift(ppm: f64) {
     // The drift (0.72 s over two hours, 36 frames) is corrected in the right direction.
     let frames = (secs as f64 * ppm.abs() * 1e-6 / 0.02).round() as u64;
     let (right, wrong) = if ppm > 0.0 {
-        (st.drift_drops - w.drift_drops, st.drift_inserts - w.drift_inserts)
+        (
+            st.drift_drops - w.drift_drops,
+            st.drift_inserts - w.drift_inserts,
+        )
     } else {
-        (st.drift_inserts - w.drift_inserts, st.drift_drops - w.drift_drops)
+        (
+            st.drift_inserts - w.drift_inserts,
+            st.drift_drops - w.drift_drops,
+        )
     };
-    assert!(right + 3 >= frames && right <= frames + 12, "{ppm}: {right} vs {frames}, {st:?}");
+    assert!(
+        right + 3 >= frames && right <= frames + 12,
+        "{ppm}: {right} vs {frames}, {st:?}"
+    );
     assert!(wrong <= 8, "{ppm}: {wrong}, {st:?}");
     // Bounded depth, no growth: first and last ten minutes sit at the same level.
     let max = sim.depth.iter().copied().fold(0.0, f64::max);

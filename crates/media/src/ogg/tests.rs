@@ -88,7 +88,10 @@ fn bad_crc_is_reported_and_reader_resyncs() {
     stream.extend_from_slice(&c);
     let mut r = PageReader::new();
     r.push(&stream);
-    assert!(matches!(r.next_page(), Err(Error::Corrupt { skipped: 4, .. })));
+    assert!(matches!(
+        r.next_page(),
+        Err(Error::Corrupt { skipped: 4, .. })
+    ));
     assert_eq!(r.next_page().unwrap().unwrap().granule, 1);
     match r.next_page() {
         Err(Error::Corrupt { skipped, reason }) => {
@@ -120,16 +123,37 @@ fn packets_across_pages() {
     let mut lacing = Vec::new();
     lace(big.len(), &mut lacing); // 255, 255, 90
     let mut bytes = Vec::new();
-    write_page(&mut bytes, FLAG_BOS, u64::MAX, 5, 0, &lacing[..1], &big[..255]).unwrap();
+    write_page(
+        &mut bytes,
+        FLAG_BOS,
+        u64::MAX,
+        5,
+        0,
+        &lacing[..1],
+        &big[..255],
+    )
+    .unwrap();
     let mut rest_lacing = lacing[1..].to_vec();
     rest_lacing.push(2);
     let mut rest_body = big[255..].to_vec();
     rest_body.extend_from_slice(b"ok");
-    write_page(&mut bytes, FLAG_CONTINUED | FLAG_EOS, 42, 5, 1, &rest_lacing, &rest_body).unwrap();
+    write_page(
+        &mut bytes,
+        FLAG_CONTINUED | FLAG_EOS,
+        42,
+        5,
+        1,
+        &rest_lacing,
+        &rest_body,
+    )
+    .unwrap();
 
     let (pages, _) = read_all(&bytes);
     assert_eq!(pages.len(), 2);
-    assert_eq!(pages[0].packets().collect::<Vec<_>>(), vec![(&big[..255], false)]);
+    assert_eq!(
+        pages[0].packets().collect::<Vec<_>>(),
+        vec![(&big[..255], false)]
+    );
     let mut pr = PacketReader::new();
     for p in &pages {
         pr.push_page(p);
@@ -152,7 +176,16 @@ fn sequence_gap_discards_partial_packet() {
     let mut bytes = Vec::new();
     write_page(&mut bytes, 0, u64::MAX, 5, 0, &[255], &[1; 255]).unwrap();
     // Page 1 (the packet's end) is lost; page 2 continues something we cannot complete.
-    write_page(&mut bytes, FLAG_CONTINUED, 10, 5, 2, &[255, 3, 1], &[2; 259]).unwrap();
+    write_page(
+        &mut bytes,
+        FLAG_CONTINUED,
+        10,
+        5,
+        2,
+        &[255, 3, 1],
+        &[2; 259],
+    )
+    .unwrap();
     let (pages, _) = read_all(&bytes);
     let mut pr = PacketReader::new();
     for p in &pages {
@@ -196,7 +229,10 @@ fn arb_packets() -> impl Strategy<Value = Vec<Vec<u8>>> {
         Just(254usize),
         Just(256usize),
     ];
-    prop::collection::vec(len.prop_flat_map(|n| prop::collection::vec(any::<u8>(), n)), 0..12)
+    prop::collection::vec(
+        len.prop_flat_map(|n| prop::collection::vec(any::<u8>(), n)),
+        0..12,
+    )
 }
 
 proptest! {

@@ -80,7 +80,10 @@ fn granules_count_samples_including_pre_skip() {
     assert_eq!((p2.seq, p2.granule), (3, 2880));
     let (pages, pk) = packets(&[p.bytes, p2.bytes].concat());
     assert_eq!(pages[0].granule, 1920);
-    assert_eq!(pk.iter().map(|p| p.granule).collect::<Vec<_>>(), [None, Some(1920), Some(2880)]);
+    assert_eq!(
+        pk.iter().map(|p| p.granule).collect::<Vec<_>>(),
+        [None, Some(1920), Some(2880)]
+    );
 }
 
 #[test]

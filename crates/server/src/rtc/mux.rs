@@ -144,7 +144,9 @@ impl Mux {
     /// On a dual-stack (IPv6) socket, IPv4 peers must be addressed as mapped IPv6 addresses.
     fn to_socket_family(&self, to: SocketAddr) -> SocketAddr {
         match (self.local.ip(), to.ip()) {
-            (IpAddr::V6(_), IpAddr::V4(v4)) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), to.port()),
+            (IpAddr::V6(_), IpAddr::V4(v4)) => {
+                SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), to.port())
+            }
             _ => to,
         }
     }

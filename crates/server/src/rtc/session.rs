@@ -147,13 +147,13 @@ impl Session {
                     Event::Connected => {
                         tracing::info!(speaker = self.speaker, "whip session connected");
                     }
-                    Event::MediaAdded(m) if m.kind == MediaKind::Audio => {
-                        if m.direction.is_sending() {
-                            out.mid = Some(m.mid);
-                        }
+                    Event::MediaAdded(m)
+                        if m.kind == MediaKind::Audio && m.direction.is_sending() =>
+                    {
+                        out.mid = Some(m.mid);
                     }
                     Event::MediaData(d) => {
-                        let seq = *d.seq_range.end().clone();
+                        let seq = *(*d.seq_range.end());
                         if let Some(prev) = out.last_seq
                             && seq > prev + 1
                         {
@@ -210,14 +210,12 @@ impl Session {
     }
 
     fn destination_for(&self, source: SocketAddr) -> SocketAddr {
-        let c = self
-            .candidates
+        self.candidates
             .iter()
             .find(|c| c.is_ipv4() == source.is_ipv4())
             .or(self.candidates.first())
             .copied()
-            .unwrap_or_else(|| self.mux.local_addr());
-        c
+            .unwrap_or_else(|| self.mux.local_addr())
     }
 }
 

@@ -66,8 +66,14 @@ mod tests {
 
     #[test]
     fn finds_local_ufrag() {
-        assert_eq!(binding_request_local_ufrag(&request(b"srv1:cli")), Some("srv1"));
-        assert_eq!(binding_request_local_ufrag(&request(b"abcde:x")), Some("abcde"));
+        assert_eq!(
+            binding_request_local_ufrag(&request(b"srv1:cli")),
+            Some("srv1")
+        );
+        assert_eq!(
+            binding_request_local_ufrag(&request(b"abcde:x")),
+            Some("abcde")
+        );
     }
 
     #[test]

@@ -1,0 +1,241 @@
+//! Real `tribune` processes on loopback: a server on ephemeral ports with a temporary data dir,
+//! speakers as `tribune speak` processes, and the API calls that set a space up.
+//!
+//! Every process is killed when its handle drops, and the data dir is removed, so a run that fails
+//! half-way leaves nothing running.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+/// Operator key given to every server the benchmarks start.
+const OPERATOR_KEY: &str = "tribune-bench-operator-key";
+/// Longest a setup step (a speaker connecting, a metric settling) may take before the run fails.
+pub const SETUP_LIMIT: Duration = Duration::from_secs(30);
+
+/// A `tribune serve` process.
+pub struct Server {
+    child: Child,
+    bin: PathBuf,
+    data_dir: PathBuf,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// The HTTP listening address.
+    pub http_addr: SocketAddr,
+    http: reqwest::Client,
+}
+
+/// A space created for a benchmark.
+pub struct Space {
+    pub id: String,
+    pub host_token: String,
+}
+
+/// A child process killed on drop (a `tribune speak`).
+pub struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Server {
+    /// Starts `bin serve` on ephemeral loopback ports with `extra` arguments, and waits for its
+    /// "listening" line. Its logs (warnings and up) go to `server.log` in the data dir.
+    pub fn start(bin: &Path, extra: &[String]) -> Result<Server> {
+        let data_dir = std::env::temp_dir().join(format!(
+            "tribune-bench-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ));
+        std::fs::create_dir_all(&data_dir).context("creating the data dir")?;
+        let log = std::fs::File::create(data_dir.join("server.log")).context("server log")?;
+        let mut child = Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+            .args(["--admin-key", OPERATOR_KEY, "--log", "warn"])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let first = match lines.next() {
+            Some(line) => line.context("reading the server's stdout")?,
+            None => {
+                let _ = child.wait();
+                bail!(
+                    "the server exited at start; see {}",
+                    data_dir.join("server.log").display()
+                );
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        // "tribune listening on http://127.0.0.1:PORT (media on udp …)"
+        let base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .with_context(|| format!("no address in {first:?}"))?
+            .to_owned();
+        let http_addr = base
+            .trim_start_matches("http://")
+            .parse()
+            .with_context(|| format!("bad address in {first:?}"))?;
+        Ok(Server {
+            child,
+            bin: bin.to_owned(),
+            data_dir,
+            base,
+            http_addr,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    async fn post(&self, path: &str, auth: &str, body: Value) -> Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(auth)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("POST {url}: {status}: {text}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("POST {url}: not JSON: {text}"))
+    }
+
+    /// Creates a live space.
+    pub async fn create_space(&self, title: &str) -> Result<Space> {
+        let v = self
+            .post("/api/spaces", OPERATOR_KEY, json!({ "title": title }))
+            .await?;
+        let field = |k: &str| {
+            v[k].as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("{k} in {v}"))
+        };
+        Ok(Space {
+            id: field("id")?,
+            host_token: field("host_token")?,
+        })
+    }
+
+    /// Starts a `tribune speak` process sending a sine of `hz` to `space` for at most `seconds`.
+    pub async fn speak(&self, space: &Space, name: &str, hz: u32, seconds: u64) -> Result<Guard> {
+        let path = format!("/api/spaces/{}/tokens", space.id);
+        let v = self
+            .post(
+                &path,
+                &space.host_token,
+                json!({ "role": "speaker", "name": name }),
+            )
+            .await?;
+        let token = v["token"]
+            .as_str()
+            .with_context(|| format!("token in {v}"))?;
+        let log = std::fs::File::create(self.data_dir.join(format!("speak-{name}.log")))?;
+        let child = Command::new(&self.bin)
+            .args([
+                "speak",
+                "--whip",
+                &format!("{}/api/spaces/{}/whip", self.base, space.id),
+            ])
+            .args(["--token", token, "--tone", &hz.to_string()])
+            .args(["--seconds", &seconds.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting tribune speak")?;
+        Ok(Guard(child))
+    }
+
+    /// All metrics from `/metrics`, by name (samples without labels only).
+    pub async fn metrics(&self) -> Result<Metrics> {
+        let url = format!("{}/metrics", self.base);
+        let text = self
+            .http
+            .get(&url)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        Ok(Metrics(text))
+    }
+
+    /// Waits until the metric `name` equals `value`, for at most [`SETUP_LIMIT`].
+    pub async fn wait_metric(&self, name: &str, value: f64) -> Result<()> {
+        let end = Instant::now() + SETUP_LIMIT;
+        loop {
+            if self.metrics().await?.get(name)? == value {
+                return Ok(());
+            }
+            if Instant::now() > end {
+                bail!("{name} did not reach {value} in {SETUP_LIMIT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// One scrape of `/metrics` in the Prometheus text format.
+pub struct Metrics(String);
+
+impl Metrics {
+    /// The value of the unlabelled sample `name`.
+    pub fn get(&self, name: &str) -> Result<f64> {
+        self.0
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .with_context(|| format!("metric {name} missing"))?
+            .trim()
+            .parse()
+            .with_context(|| format!("metric {name} is not a number"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_match_exactly() {
+        let m = Metrics("# HELP x\ntribune_ticks_total 5\ntribune_ticks 3\n".into());
+        assert_eq!(m.get("tribune_ticks").unwrap(), 3.0);
+        assert_eq!(m.get("tribune_ticks_total").unwrap(), 5.0);
+        assert!(m.get("tribune_tick").is_err());
+    }
+}

@@ -1,0 +1,71 @@
+//! `tribune-bench`: reproducible load tests of tribune.
+//!
+//! - `fanout`: server CPU and memory per live.opus listener, with thousands of real TCP listeners.
+//! - `mixer`: CPU per 20 ms tick of the mixer core, in process, on injected time.
+//! - `late-ticks`: whether a flood of control-plane requests delays the mixer.
+//!
+//! The network benchmarks start real `tribune` processes on loopback and stop everything they
+//! started by themselves: every phase is bounded in time, and every child is killed on drop.
+#![forbid(unsafe_code)]
+
+mod fanout;
+mod harness;
+mod late_ticks;
+mod mixer;
+mod net;
+mod procstat;
+mod report;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+/// Load tests of tribune. Loopback only; each run stops by itself.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Server CPU and memory per live.opus listener.
+    Fanout(fanout::Args),
+    /// CPU per 20 ms tick of the mixer core (in process, no IO).
+    Mixer(mixer::Args),
+    /// Mixer late ticks while the HTTP API is hammered.
+    LateTicks(late_ticks::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    // Every listener is a file descriptor here and in the server (which inherits the limit).
+    let nofile = rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
+    match cli.command {
+        Command::Fanout(args) => runtime(args.client_threads)?.block_on(fanout::run(args, nofile)),
+        Command::Mixer(args) => mixer::run(args),
+        Command::LateTicks(args) => runtime(args.client_threads)?.block_on(late_ticks::run(args)),
+    }
+}
+
+/// The load generator's runtime. It shares the machine with the server under test, so it gets a
+/// fixed, small number of threads: the server's numbers are then not starved by an eager client.
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
