@@ -18,9 +18,11 @@
 //   TRIALS         trials per cadence (default 10)
 //   PAGE_MS        comma-separated cadences (default "200,1000")
 //   BURST_MS       if set, passed as --burst-ms (default: the server's default)
+//   TRIBUNE_ARGS   extra arguments for `tribune demo`, space-separated (e.g. "--bitrate 64000")
 //   WARMUP_MS      how long the demo runs before the first trial (default 3000)
 //   THRESHOLD      RMS threshold for "audible" (default 0.01)
 //   TRIAL_TIMEOUT_MS  per-trial limit (default 15000)
+//   OBSERVE_MS     if set, each trial keeps playing this long after audible, counting stalls
 //   JSON_OUT       if set, raw per-trial results are written there as JSON
 //   VERBOSE=1      echo tribune's stderr
 
@@ -39,15 +41,17 @@ const CHROMIUM_BIN = env.CHROMIUM_BIN || '/usr/bin/chromium';
 const TRIALS = int(env.TRIALS, 10);
 const PAGE_MS = (env.PAGE_MS || '200,1000').split(',').map((s) => int(s.trim(), NaN));
 const BURST_MS = env.BURST_MS ? int(env.BURST_MS, NaN) : null;
+const TRIBUNE_ARGS = (env.TRIBUNE_ARGS || '').split(/\s+/).filter(Boolean);
 const WARMUP_MS = int(env.WARMUP_MS, 3000);
 const THRESHOLD = Number(env.THRESHOLD || 0.01);
 const TRIAL_TIMEOUT_MS = int(env.TRIAL_TIMEOUT_MS, 15000);
+const OBSERVE_MS = int(env.OBSERVE_MS, 0);
 const PAUSE_BETWEEN_MS = 500;
 const VERBOSE = env.VERBOSE === '1';
 // Hard limit for the whole run: everything is stopped after this, whatever state it is in.
 const DEADLINE_MS = int(
   env.DEADLINE_MS,
-  PAGE_MS.length * (20000 + WARMUP_MS + TRIALS * (TRIAL_TIMEOUT_MS + 3000)),
+  PAGE_MS.length * (20000 + WARMUP_MS + TRIALS * (TRIAL_TIMEOUT_MS + OBSERVE_MS + 3000)),
 );
 
 function int(s, dflt) {
@@ -110,6 +114,7 @@ async function startTribune(pageMs) {
   const args = ['demo', '--listen', '127.0.0.1:0', '--udp', '127.0.0.1:0', '--data-dir', dataDir];
   args.push('--page-ms', String(pageMs));
   if (BURST_MS !== null) args.push('--burst-ms', String(BURST_MS));
+  args.push(...TRIBUNE_ARGS);
   const child = spawn(TRIBUNE_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let exited = false;
   const exitP = new Promise((r) => child.once('exit', (code, sig) => {
@@ -191,7 +196,7 @@ const PAGE = `<!doctype html>
 <body>
 <script>
 window.runTrial = async function (url, opts) {
-  const { threshold, pollMs, timeoutMs, fftSize } = opts;
+  const { threshold, pollMs, timeoutMs, fftSize, observeMs } = opts;
   const ctx = new AudioContext({ latencyHint: 'interactive' });
   if (ctx.state !== 'running') {
     await ctx.resume();
@@ -218,6 +223,10 @@ window.runTrial = async function (url, opts) {
   const names = ['loadstart', 'progress', 'suspend', 'loadedmetadata', 'loadeddata', 'canplay',
                  'canplaythrough', 'play', 'playing', 'waiting', 'stalled', 'error', 'timeupdate'];
   for (const n of names) audio.addEventListener(n, () => mark(n));
+  // After playback started: every stall, and how far the playhead went.
+  const later = { waiting: [], stalled: 0 };
+  audio.addEventListener('waiting', () => { if ('playing' in ev) later.waiting.push(now()); });
+  audio.addEventListener('stalled', () => { if ('playing' in ev) later.stalled++; });
   let firstTimeAdvance = null;
   audio.addEventListener('timeupdate', () => {
     if (firstTimeAdvance === null && audio.currentTime > 0) firstTimeAdvance = { t: now(), currentTime: audio.currentTime };
@@ -254,8 +263,15 @@ window.runTrial = async function (url, opts) {
     }, pollMs);
   });
 
+  let observed = null;
+  if (observeMs > 0 && result.audible) {
+    const ct0 = audio.currentTime, w0 = now();
+    await new Promise((r) => setTimeout(r, observeMs));
+    observed = { ms: now() - w0, played: audio.currentTime - ct0, waiting: later.waiting, stalled: later.stalled };
+  }
   const out = {
     ...result,
+    observed,
     playResolved, playError,
     events: ev,
     firstTimeAdvance,
@@ -348,7 +364,8 @@ const evT = (e) => (e === undefined ? undefined : typeof e === 'number' ? e : e.
 
 async function runCadence(pageMs, pageUrl) {
   const tribune = await startTribune(pageMs);
-  console.log(`\n== page-ms ${pageMs}${BURST_MS !== null ? `, burst-ms ${BURST_MS}` : ''}: ${tribune.url}`);
+  const extra = `${BURST_MS !== null ? ` --burst-ms ${BURST_MS}` : ''}${TRIBUNE_ARGS.length ? ` ${TRIBUNE_ARGS.join(' ')}` : ''}`;
+  console.log(`\n== --page-ms ${pageMs}${extra}: ${tribune.url}`);
   const probe = await probeStream(tribune.url);
   if (probe.status !== 200 || probe.magic !== 'OggS' || !probe.opus) {
     throw new Error(`stream probe failed: ${JSON.stringify(probe)}`);
@@ -357,7 +374,7 @@ async function runCadence(pageMs, pageUrl) {
   await sleep(WARMUP_MS);
   const browser = await launchBrowser();
   const trials = [];
-  console.log('   trial  audible  playing  1st-sig  progress  loadedmd  canplay  currentTime@audible  maxRms');
+  console.log('   trial  audible  playing  1st-sig  progress  loadedmd  canplay  currentTime@audible  behind-live≈  maxRms');
   for (let i = 0; i < TRIALS; i++) {
     if (!tribune.isAlive()) throw new Error(`tribune died; stderr:\n${tribune.stderrTail()}`);
     const context = await browser.newContext();
@@ -370,7 +387,7 @@ async function runCadence(pageMs, pageUrl) {
       await page.goto(pageUrl, { timeout: 10000 });
       r = await page.evaluate(
         ([url, opts]) => window.runTrial(url, opts),
-        [tribune.url, { threshold: THRESHOLD, pollMs: 5, timeoutMs: TRIAL_TIMEOUT_MS, fftSize: 1024 }],
+        [tribune.url, { threshold: THRESHOLD, pollMs: 5, timeoutMs: TRIAL_TIMEOUT_MS, fftSize: 1024, observeMs: OBSERVE_MS }],
       );
       r.logs = logs;
     } finally {
@@ -378,11 +395,18 @@ async function runCadence(pageMs, pageUrl) {
     }
     r.trial = i + 1;
     r.pageMs = pageMs;
+    // How far behind live the first audible sample is, roughly: the stream's first timestamp plus
+    // the burst is about where live was at play(); live has moved on by audible.t since then.
+    r.behindLiveS = r.audible && r.buffered.length
+      ? r.buffered[0][0] + (BURST_MS ?? 1000) / 1000 + r.audible.t / 1000 - r.audible.currentTime
+      : null;
     trials.push(r);
     const ev = r.events;
     console.log(
       `   ${String(i + 1).padStart(5)}  ${fmt(r.audible?.t)}   ${fmt(evT(ev.playing))}   ${fmt(r.firstSignal?.t)}   ${fmt(evT(ev.progress))}    ${fmt(evT(ev.loadedmetadata))}   ${fmt(evT(ev.canplay))}   ${
-        r.audible ? r.audible.currentTime.toFixed(3).padStart(8) : '       -'}            ${r.maxRms.toFixed(3)}` +
+        r.audible ? r.audible.currentTime.toFixed(3).padStart(8) : '       -'}             ${
+        r.behindLiveS !== null ? r.behindLiveS.toFixed(1).padStart(6) : '     -'}        ${r.maxRms.toFixed(3)}` +
+        (r.observed ? `  observed ${Math.round(r.observed.ms)} ms: played ${r.observed.played.toFixed(2)} s, ${r.observed.waiting.length} waiting, ${r.observed.stalled} stalled` : '') +
         (r.ctxState !== 'running' ? `  ctx=${r.ctxState}` : '') +
         (r.mediaError ? `  mediaError=${JSON.stringify(r.mediaError)}` : '') +
         (r.playError ? `  playError=${r.playError}` : '') +
@@ -401,6 +425,7 @@ async function runCadence(pageMs, pageUrl) {
     firstSignal: summary(trials.filter((t) => t.firstSignal).map((t) => t.firstSignal.t)),
     audibleMinusPlaying: summary(trials.filter((t) => t.audible && t.events.playing !== undefined)
       .map((t) => t.audible.t - evT(t.events.playing))),
+    behindLive: summary(trials.filter((t) => t.behindLiveS !== null).map((t) => t.behindLiveS * 1000)),
     failures: trials.length - audible.length,
     trials,
   };
@@ -425,7 +450,7 @@ async function main() {
   console.log('\nSummary (ms from audio.play(); nearest-rank p90)');
   console.log('  page-ms  metric              n  median     p90     max');
   for (const r of results) {
-    for (const [name, s] of [['play->audible', r.audible], ['play->playing', r.playing], ['play->first signal', r.firstSignal], ['playing->audible', r.audibleMinusPlaying]]) {
+    for (const [name, s] of [['play->audible', r.audible], ['play->playing', r.playing], ['play->first signal', r.firstSignal], ['playing->audible', r.audibleMinusPlaying], ['behind live≈', r.behindLive]]) {
       console.log(`  ${String(r.pageMs).padStart(7)}  ${name.padEnd(18)} ${String(s.n).padStart(2)}  ${fmt(s.median)}  ${fmt(s.p90)}  ${fmt(s.max)}`);
     }
     if (r.failures) console.log(`  ${String(r.pageMs).padStart(7)}  ${r.failures} trial(s) never audible within ${TRIAL_TIMEOUT_MS} ms`);

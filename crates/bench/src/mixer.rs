@@ -128,22 +128,35 @@ pub fn run(args: Args) -> Result<()> {
     report::json(args.json.as_deref(), &report)
 }
 
+/// A speaker's test signal.
+enum Signal {
+    Tone(Tone),
+    Voice(Voice),
+}
+
+impl Signal {
+    fn fill(&mut self, out: &mut [f32]) {
+        match self {
+            Signal::Tone(t) => t.fill(out),
+            Signal::Voice(v) => v.fill(out),
+        }
+    }
+}
+
 /// ~2 s of speaker `i`'s signal as 20 ms Opus packets. Each speaker has its own pitch.
 fn encode_loop(i: usize, tone: bool) -> Result<Vec<Vec<u8>>> {
     let hz = 110.0 + 23.0 * i as f32;
-    let mut fill: Box<dyn FnMut(&mut [f32])> = if tone {
-        let mut t = Tone::new(hz * 2.0, 0.3);
-        Box::new(move |b| t.fill(b))
+    let mut signal = if tone {
+        Signal::Tone(Tone::new(hz * 2.0, 0.3))
     } else {
-        let mut v = Voice::new(hz, i as u64 + 1);
-        Box::new(move |b| v.fill(b))
+        Signal::Voice(Voice::new(hz, i as u64 + 1))
     };
     let mut encoder = Encoder::new(SAMPLE_RATE, Channels::Mono, Application::Voip)?;
     encoder.set_bitrate(Bitrate::Bits(SPEAKER_BITRATE))?;
     let mut pcm = vec![0.0; FRAME_SAMPLES];
     (0..LOOP_PACKETS)
         .map(|_| {
-            fill(&mut pcm);
+            signal.fill(&mut pcm);
             Ok(encoder.encode_vec_float(&pcm, MAX_PACKET)?)
         })
         .collect()

@@ -272,7 +272,8 @@ impl JitterBuffer {
     pub fn push(&mut self, now: Instant, seq: u64, rtp_ts: u64, payload: &[u8]) -> Push {
         // Extended RTP values start from 32 bits and grow slowly; values near the top of u64
         // can only be corrupt, and refusing them keeps all timestamp arithmetic far from overflow.
-        let Some(samples) = packet_samples(payload).filter(|_| seq < MAX_EXTENDED && rtp_ts < MAX_EXTENDED)
+        let Some(samples) =
+            packet_samples(payload).filter(|_| seq < MAX_EXTENDED && rtp_ts < MAX_EXTENDED)
         else {
             self.stats.invalid += 1;
             return Push::Invalid;
@@ -439,7 +440,7 @@ impl JitterBuffer {
         // After a burst, start no further back than the target delay.
         while self.queue.len() > 1 {
             let front = &self.queue[0];
-            if self.buffered() - u64::from(front.samples) < self.target {
+            if self.buffered().saturating_sub(u64::from(front.samples)) < self.target {
                 break;
             }
             self.queue.pop_front();

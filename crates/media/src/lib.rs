@@ -3,6 +3,7 @@
 //! Nothing here does IO or reads the clock: every function that needs time takes `now` as an
 //! argument, so a two-hour space can be simulated in a test in seconds.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod error;
 pub mod jitter;

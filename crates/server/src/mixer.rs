@@ -149,7 +149,9 @@ fn run(
             mixer.push_packet(p.id, p.at, p.seq, p.ts, &p.payload);
         }
         let output = mixer.tick(start);
-        if out.try_send(output.listener.clone()).is_err() {
+        // An empty packet means the encoder failed this tick (counted by the mixer): skip it
+        // rather than put an invalid packet in the stream.
+        if !output.listener.is_empty() && out.try_send(output.listener.clone()).is_err() {
             metrics.mixer_queue_full.fetch_add(1, Relaxed);
         }
         for (id, pkt) in &output.mix_minus {

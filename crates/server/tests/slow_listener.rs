@@ -20,7 +20,11 @@ async fn a_listener_that_stops_reading_is_dropped() {
     let created = app.create_space(Some("slow"), "slow", "", "Host").unwrap();
     let r = router(app.clone());
 
-    let get = || Request::get("/spaces/slow/live.opus").body(Body::empty()).unwrap();
+    let get = || {
+        Request::get("/spaces/slow/live.opus")
+            .body(Body::empty())
+            .unwrap()
+    };
     let slow = r.clone().oneshot(get()).await.unwrap();
     let fast = r.clone().oneshot(get()).await.unwrap();
     assert_eq!(slow.status(), 200);
@@ -52,7 +56,11 @@ async fn a_listener_that_stops_reading_is_dropped() {
     assert!(ended, "the slow listener's body ended");
     drop(slow_body);
     assert_eq!(app.metrics.listeners_dropped_slow.load(Relaxed), 1);
-    assert_eq!(app.metrics.listeners.load(Relaxed), 1, "the fast one is still in");
+    assert_eq!(
+        app.metrics.listeners.load(Relaxed),
+        1,
+        "the fast one is still in"
+    );
 
     // The fast listener keeps receiving.
     let more = tokio::time::timeout(Duration::from_secs(5), fast_body.next()).await;

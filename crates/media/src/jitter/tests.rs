@@ -204,8 +204,14 @@ fn invalid_packets_are_rejected() {
     assert_eq!(jb.push(t0, 1, 960, &[TOC_CELT_20MS | 3]), Push::Invalid);
     // Code 3 asking for 0 frames.
     assert_eq!(jb.push(t0, 2, 960, &[TOC_CELT_20MS | 3, 0]), Push::Invalid);
-    assert_eq!(jb.push(t0, u64::MAX, 0, &pkt(TOC_CELT_20MS, 0)), Push::Invalid);
-    assert_eq!(jb.push(t0, 3, u64::MAX - 5, &pkt(TOC_CELT_20MS, 0)), Push::Invalid);
+    assert_eq!(
+        jb.push(t0, u64::MAX, 0, &pkt(TOC_CELT_20MS, 0)),
+        Push::Invalid
+    );
+    assert_eq!(
+        jb.push(t0, 3, u64::MAX - 5, &pkt(TOC_CELT_20MS, 0)),
+        Push::Invalid
+    );
     assert_eq!(jb.stats().invalid, 5);
 }
 
@@ -478,4 +484,59 @@ fn no_drift_no_jitter_needs_no_correction() {
     assert_eq!(st.late, 0);
     assert!(st.drift_drops + st.drift_inserts <= 1, "{st:?}");
     assert_eq!(st.target, Duration::from_millis(40));
+}
+
+#[test]
+fn lossy_jittery_network_stays_sane() {
+    // 20 % loss, 0..120 ms jitter, for ten minutes: never more than max delay buffered, losses
+    // concealed, nothing stuck.
+    let t0 = Instant::now();
+    let mut rng = StdRng::seed_from_u64(7);
+    let cfg = Config::default();
+    let mut jb = JitterBuffer::new(cfg);
+    let mut arr = Vec::new();
+    for seq in 0..30_000u64 {
+        if rng.random::<f64>() < 0.2 {
+            continue;
+        }
+        let at_ms = seq * 20 + rng.random_range(0..120);
+        arr.push(Arrival {
+            seq,
+            ts: seq * 960,
+            at_ms,
+            toc: TOC_CELT_20MS,
+        });
+    }
+    let units = drive(&mut jb, t0, &arr, 30_000);
+    let st = jb.stats();
+    assert!(st.buffered <= cfg.max_delay, "{st:?}");
+    assert!(st.lost > 5000 && st.concealed > 3000, "{st:?}");
+    let played = units
+        .iter()
+        .filter(|(_, u)| matches!(u, Playout::Packet { .. }))
+        .count();
+    assert!(played > 20_000, "{played} {st:?}");
+    assert!(st.target > Duration::from_millis(100), "{st:?}");
+}
+
+proptest::proptest! {
+    #[test]
+    fn prop_arbitrary_input_never_panics(ops in proptest::collection::vec(
+        (proptest::prelude::any::<bool>(), 0u64..50, 0u64..10_000, 0u64..100, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..6)),
+        0..300,
+    )) {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(Config::default());
+        let mut now_ms = 0;
+        for (push, seq, ts, dt, payload) in ops {
+            now_ms += dt;
+            if push {
+                jb.push(ms(t0, now_ms), seq, ts, &payload);
+            } else {
+                let unit = jb.pop(ms(t0, now_ms));
+                proptest::prop_assert!(unit.samples() > 0 && unit.samples() <= 5760);
+            }
+            proptest::prop_assert!(jb.stats().buffered <= Duration::from_secs(1));
+        }
+    }
 }
