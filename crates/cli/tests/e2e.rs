@@ -180,3 +180,57 @@ async fn sigkill_leaves_a_playable_recording() {
     );
     assert!(tone_present(&ffmpeg_decode(&rec), 440.0));
 }
+
+/// One dual-stack UDP port serves an IPv6 and an IPv4 speaker; each hears the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_stack_speakers_on_one_port() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here: skipping");
+        return;
+    }
+    let server = ServerProc::start("dual", &["--udp", "[::]:0", "--advertise", "::1,127.0.0.1"]);
+    let base = server.base.clone();
+    let (id, host) = create_space(&base, "dual stack").await;
+    let whip = format!("{base}/api/spaces/{id}/whip");
+    let dir = server.data_dir.clone();
+    let v6 = mint(&base, &id, &host, "speaker", "six").await;
+    let v4 = mint(&base, &id, &host, "speaker", "four").await;
+    let a = speak_from("::1", &whip, &v6, 440, 6, &dir.join("a.wav"));
+    let b = speak_from("127.0.0.1", &whip, &v4, 660, 6, &dir.join("b.wav"));
+    wait_ok(a, "IPv6 speaker");
+    wait_ok(b, "IPv4 speaker");
+    assert!(
+        tone_present(&analyze_wav(dir.join("a.wav")).unwrap(), 660.0),
+        "v6 hears v4"
+    );
+    assert!(
+        tone_present(&analyze_wav(dir.join("b.wav")).unwrap(), 440.0),
+        "v4 hears v6"
+    );
+}
+
+/// SIGTERM ends every space cleanly: the process exits 0 and the recording is finished (EOS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_recordings() {
+    let mut server = ServerProc::start("term", &[]);
+    let base = server.base.clone();
+    let (id, _host) = create_space(&base, "term").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = server.child.id() as libc::pid_t;
+    // SAFETY: sending a signal to our own child process.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let status = server.child.wait().expect("wait");
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    let rec = server
+        .data_dir
+        .join("recordings")
+        .join(format!("{id}.opus"));
+    assert!(
+        eventually(Duration::from_secs(5), async || ends_with_eos(&rec)).await,
+        "recording finished with an end-of-stream page"
+    );
+    let (_, clean, errors) = ffmpeg_check(&rec);
+    assert!(clean, "{errors}");
+}

@@ -239,6 +239,16 @@ impl Server {
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
+        .await?;
+        // Let every recording finish its last page before the process exits.
+        let spaces = self.app.spaces.all();
+        let _ = tokio::task::spawn_blocking(move || {
+            for s in spaces {
+                s.end();
+                s.join();
+            }
+        })
+        .await;
+        Ok(())
     }
 }

@@ -58,6 +58,8 @@ pub struct Space {
     pub live: Arc<LiveStream>,
     pub recording: PathBuf,
     inner: Mutex<Inner>,
+    /// Mixer, pager and recorder threads, joined by [`Space::join`].
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -100,7 +102,7 @@ impl Space {
             mix_minus_bitrate: cfg.bitrate,
             ..mixer::Config::default()
         };
-        let (handle, packets, pre_skip, _mixer_thread) =
+        let (handle, packets, pre_skip, mixer_thread) =
             crate::mixer::spawn(id, mcfg, metrics.clone())?;
         let serial: u32 = rand::random();
         let tags = vec![
@@ -115,8 +117,12 @@ impl Space {
             cfg.slow_listener,
         ));
         let recording = recording::path(&cfg.data_dir, id);
+        let mut threads = vec![mixer_thread];
         let rec_tx = match recording::spawn(recording.clone(), writer(), metrics.clone()) {
-            Ok((tx, _thread)) => Some(tx),
+            Ok((tx, thread)) => {
+                threads.push(thread);
+                Some(tx)
+            }
             Err(e) => {
                 // The show goes on without a recording; the error is loud.
                 metrics.recording_errors.fetch_add(1, Relaxed);
@@ -125,7 +131,7 @@ impl Space {
                 None
             }
         };
-        live::spawn_pager(
+        threads.push(live::spawn_pager(
             id,
             writer(),
             cfg.page,
@@ -133,7 +139,7 @@ impl Space {
             live.clone(),
             rec_tx,
             metrics.clone(),
-        )?;
+        )?);
         metrics.spaces_live.fetch_add(1, Relaxed);
         Ok(Arc::new(Space {
             id: id.to_owned(),
@@ -143,6 +149,7 @@ impl Space {
             host_sub: host_sub.to_owned(),
             live,
             recording,
+            threads: Mutex::new(threads),
             inner: Mutex::new(Inner {
                 state: State::Live,
                 ended_at: None,
@@ -235,6 +242,15 @@ impl Space {
         inner.mixer = None;
         self.metrics.spaces_live.fetch_sub(1, Relaxed);
         true
+    }
+
+    /// Wait for the threads of an ended space to finish (the recording is then complete).
+    /// Blocking: call from a blocking context.
+    pub fn join(&self) {
+        let threads: Vec<_> = self.threads.lock().drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
     }
 
     /// The API view of this space; `base` is the public URL prefix (may be empty).

@@ -43,18 +43,15 @@ impl ServerProc {
     }
 
     pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> ServerProc {
+        let udp = if extra.contains(&"--udp") {
+            &[][..]
+        } else {
+            &["--udp", "127.0.0.1:0"][..]
+        };
         let mut child = Command::new(bin())
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--udp",
-                "127.0.0.1:0",
-                "--admin-key",
-                ADMIN_KEY,
-                "--log",
-                "info,str0m=warn",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(udp)
+            .args(["--admin-key", ADMIN_KEY, "--log", "info,str0m=warn"])
             .arg("--data-dir")
             .arg(&data_dir)
             .args(extra)
@@ -155,8 +152,20 @@ pub async fn mint(base: &str, space: &str, auth: &str, role: &str, name: &str) -
 
 /// `tribune speak` as a process.
 pub fn speak(whip: &str, token: &str, hz: u32, seconds: u32, record: &Path) -> Child {
+    speak_from("127.0.0.1", whip, token, hz, seconds, record)
+}
+
+/// `tribune speak` as a process, its UDP socket (ICE candidate) bound to `bind`.
+pub fn speak_from(
+    bind: &str,
+    whip: &str,
+    token: &str,
+    hz: u32,
+    seconds: u32,
+    record: &Path,
+) -> Child {
     Command::new(bin())
-        .args(["speak", "--whip", whip, "--token", token])
+        .args(["speak", "--bind", bind, "--whip", whip, "--token", token])
         .args(["--tone", &hz.to_string(), "--seconds", &seconds.to_string()])
         .arg("--record")
         .arg(record)
