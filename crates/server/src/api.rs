@@ -1,5 +1,6 @@
 //! The JSON control API: spaces and tokens, health and metrics.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Json;
@@ -12,6 +13,7 @@ use serde_json::json;
 use crate::app::{AppState, CreateError};
 use crate::auth::{Claims, Role, TokenError, key_matches, random_id};
 use crate::error::{ApiError, ApiResult};
+use crate::space::Space;
 
 /// Who is calling, from the `Authorization: Bearer …` header.
 pub enum Caller {
@@ -54,6 +56,24 @@ pub fn authenticate(app: &AppState, headers: &HeaderMap) -> ApiResult<Caller> {
         Err(TokenError::Expired) => Err(ApiError::unauthorized("token expired")),
         Err(TokenError::Invalid(_)) => Err(ApiError::unauthorized("invalid token")),
     }
+}
+
+/// The space `id`, or 404.
+pub fn find_space(app: &AppState, id: &str) -> ApiResult<Arc<Space>> {
+    app.spaces
+        .get(id)
+        .ok_or_else(|| ApiError::not_found("space"))
+}
+
+/// The caller, if it is the operator or the host of `space`; 401 or 403 otherwise.
+fn moderator(app: &AppState, headers: &HeaderMap, space: &str, what: &str) -> ApiResult<Caller> {
+    let caller = authenticate(app, headers)?;
+    if !caller.may_moderate(space) {
+        return Err(ApiError::forbidden(format!(
+            "only the operator or this space's host may {what}"
+        )));
+    }
+    Ok(caller)
 }
 
 fn require_operator(app: &AppState, headers: &HeaderMap) -> ApiResult<()> {
@@ -128,10 +148,7 @@ pub async fn list_spaces(State(app): State<AppState>) -> impl IntoResponse {
 
 /// `GET /api/spaces/{id}`
 pub async fn get_space(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let space = app
-        .spaces
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("space"))?;
+    let space = find_space(&app, &id)?;
     Ok(Json(space.summary("")).into_response())
 }
 
@@ -155,16 +172,8 @@ pub async fn mint_token(
     headers: HeaderMap,
     body: Option<Json<serde_json::Value>>,
 ) -> ApiResult<Response> {
-    let space = app
-        .spaces
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("space"))?;
-    let caller = authenticate(&app, &headers)?;
-    if !caller.may_moderate(&id) {
-        return Err(ApiError::forbidden(
-            "only the operator or this space's host may mint tokens",
-        ));
-    }
+    let space = find_space(&app, &id)?;
+    let caller = moderator(&app, &headers, &id, "mint tokens")?;
     let Some(Json(v)) = body else {
         return Err(ApiError::bad_request(
             "send a JSON body: {\"role\": \"speaker\", \"name\": \"…\"}",
@@ -194,16 +203,8 @@ pub async fn end_space(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let space = app
-        .spaces
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("space"))?;
-    let caller = authenticate(&app, &headers)?;
-    if !caller.may_moderate(&id) {
-        return Err(ApiError::forbidden(
-            "only the operator or this space's host may end it",
-        ));
-    }
+    let space = find_space(&app, &id)?;
+    moderator(&app, &headers, &id, "end it")?;
     space.end();
     tracing::info!(space = %id, "space ended");
     Ok(Json(space.summary("")).into_response())

@@ -44,10 +44,7 @@ fn gone(id: &str) -> ApiError {
 
 /// `GET /spaces/{id}/live.opus`
 pub async fn live(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let space = app
-        .spaces
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("space"))?;
+    let space = crate::api::find_space(&app, &id)?;
     if space.state() == SpaceState::Ended {
         return Err(gone(&id));
     }
@@ -123,10 +120,7 @@ pub async fn recording(
     Path(id): Path<String>,
     req: Request,
 ) -> ApiResult<Response> {
-    let space = app
-        .spaces
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("space"))?;
+    let space = crate::api::find_space(&app, &id)?;
     let mime = HeaderValue::from_static("audio/ogg");
     let resp = ServeFile::new(&space.recording)
         .oneshot(req)

@@ -144,10 +144,7 @@ async fn post_inner(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let space = app
-        .spaces
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("space"))?;
+    let space = crate::api::find_space(&app, &id)?;
     let claims = match authenticate(&app, &headers)? {
         Caller::Participant(c) => c,
         Caller::Operator => {
@@ -303,10 +300,7 @@ fn delete_inner(
     session: String,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let space = app
-        .spaces
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("space"))?;
+    let space = crate::api::find_space(&app, &id)?;
     let caller = authenticate(&app, &headers)?;
     let owner = space
         .session_owner(&session)

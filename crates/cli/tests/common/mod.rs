@@ -274,3 +274,33 @@ pub fn ffmpeg_decode(path: &Path) -> Vec<f32> {
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
 }
+
+/// Wait until the server reports `n` connected speakers (bounded by 20 s).
+pub async fn wait_speakers(base: &str, n: u32) {
+    assert!(
+        eventually(Duration::from_secs(20), async || {
+            metric(base, "tribune_speakers").await == f64::from(n)
+        })
+        .await,
+        "{n} speakers connected"
+    );
+}
+
+/// A `tribune listen` report of a clean, continuous stream.
+pub fn assert_continuous(report: &Value) {
+    assert_eq!(report["status"], 200, "{report}");
+    for k in ["seq_gaps", "granule_gaps", "crc_errors", "decode_errors"] {
+        assert_eq!(report[k], 0, "{k} in {report}");
+    }
+}
+
+/// A space with one connected `tribune speak` publisher (a 440 Hz tone for `seconds`).
+pub async fn space_with_speaker(server: &ServerProc, title: &str, seconds: u32) -> (String, Child) {
+    let base = &server.base;
+    let (id, host) = create_space(base, title).await;
+    let tok = mint(base, &id, &host, "speaker", "A").await;
+    let whip = format!("{base}/api/spaces/{id}/whip");
+    let child = speak(&whip, &tok, 440, seconds, &server.data_dir.join("a.wav"));
+    wait_speakers(base, 1).await;
+    (id, child)
+}
