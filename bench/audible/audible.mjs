@@ -227,10 +227,6 @@ window.runTrial = async function (url, opts) {
   const later = { waiting: [], stalled: 0 };
   audio.addEventListener('waiting', () => { if ('playing' in ev) later.waiting.push(now()); });
   audio.addEventListener('stalled', () => { if ('playing' in ev) later.stalled++; });
-  let firstTimeAdvance = null;
-  audio.addEventListener('timeupdate', () => {
-    if (firstTimeAdvance === null && audio.currentTime > 0) firstTimeAdvance = { t: now(), currentTime: audio.currentTime };
-  });
 
   audio.src = url;
   t0 = performance.now();
@@ -274,7 +270,6 @@ window.runTrial = async function (url, opts) {
     observed,
     playResolved, playError,
     events: ev,
-    firstTimeAdvance,
     ctxState,
     ctxStateEnd: ctx.state,
     sampleRate: ctx.sampleRate,
