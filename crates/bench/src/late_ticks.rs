@@ -73,6 +73,8 @@ pub struct Report {
     pub latency_ms_p50: f64,
     pub latency_ms_p99: f64,
     pub latency_ms_max: f64,
+    /// Late ticks in each second of the flood (from a scrape of `/metrics` every second).
+    pub late_per_second: Vec<f64>,
     /// `tribune_speakers` after the flood: both speakers should still be on.
     pub speakers_after: f64,
     pub client_cores: f64,
@@ -118,7 +120,10 @@ pub async fn run(args: Args) -> Result<()> {
     for i in 0..args.hammer {
         tasks.spawn(hammer(i, server.http_addr, deadline));
     }
-    let window = procstat::watch(pid, Duration::from_secs(args.seconds), || {}).await?;
+    let (window, late_per_second) = tokio::try_join!(
+        procstat::watch(pid, Duration::from_secs(args.seconds), || {}),
+        late_per_second(&server, &after_quiet, args.seconds),
+    )?;
     let mut total = Tally::default();
     while let Some(tally) = tasks.join_next().await {
         let t = tally.context("a hammer task panicked")?;
@@ -151,6 +156,7 @@ pub async fn run(args: Args) -> Result<()> {
         latency_ms_max: pct(1.0),
         other_statuses: total.other,
         errors: total.errors,
+        late_per_second,
         speakers_after: after.get("tribune_speakers")?,
         client_cores: (own_end.cpu - own_start.cpu).as_secs_f64()
             / (own_end.at - own_start.at).as_secs_f64(),
@@ -168,6 +174,22 @@ fn ticks(before: &Metrics, after: &Metrics, server: Window) -> Result<Ticks> {
         max_tick_ms_so_far: after.get("tribune_mixer_tick_seconds_max_ns")? / 1e6,
         server,
     })
+}
+
+/// Late ticks in each of `seconds` one-second intervals, counted from `start`.
+async fn late_per_second(server: &Server, start: &Metrics, seconds: u64) -> Result<Vec<f64>> {
+    const LATE: &str = "tribune_mixer_late_ticks_total";
+    let mut previous = start.get(LATE)?;
+    let mut next = tokio::time::Instant::now();
+    let mut out = Vec::new();
+    for _ in 0..seconds {
+        next += Duration::from_secs(1);
+        tokio::time::sleep_until(next).await;
+        let late = server.metrics().await?.get(LATE)?;
+        out.push(late - previous);
+        previous = late;
+    }
+    Ok(out)
 }
 
 /// One connection sending requests back to back until `deadline`, reconnecting after errors.
@@ -265,6 +287,10 @@ fn print(r: &Report) {
         ),
         ("load generator cores", f(r.client_cores, 3)),
         ("speakers after the flood", r.speakers_after.to_string()),
+        (
+            "late ticks per second of the flood",
+            format!("{:?}", r.late_per_second),
+        ),
     ];
     report::table(&format!("late-ticks: {} connections", r.connections), &rows);
     if let Some(e) = &r.first_error {
