@@ -146,6 +146,22 @@ pub fn router(app: AppState) -> Router {
         .with_state(app)
 }
 
+/// Backlog of the HTTP listening socket. tokio's default (128) overflows when a flash crowd
+/// connects at once, and a dropped SYN costs the client a one-second retransmit; the kernel caps
+/// this at `net.core.somaxconn` (4096 by default).
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// A running server.
 pub struct Server {
     pub app: AppState,
@@ -165,6 +181,7 @@ impl Server {
         let media_thread = std::thread::Builder::new()
             .name("media".into())
             .spawn(move || {
+                crate::priority::raise_current_thread("media");
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -195,7 +212,7 @@ impl Server {
                 }
             })
             .collect();
-        let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+        let listener = listen(cfg.listen)?;
         let http_addr = listener.local_addr()?;
         std::fs::create_dir_all(&cfg.data_dir)?;
         let app = Arc::new(App {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod live;
 pub mod metrics;
 pub mod mixer;
+pub mod priority;
 pub mod recording;
 pub mod rtc;
 pub mod sdp;

@@ -138,6 +138,7 @@ pub fn spawn_pager(
     std::thread::Builder::new()
         .name(format!("pager-{space_id}"))
         .spawn(move || {
+            crate::priority::raise_current_thread("pager");
             for packet in input.iter() {
                 writer.push(&packet, FRAME_SAMPLES as u32);
                 if let Some(rec) = &recorder

@@ -110,6 +110,7 @@ fn run(
     out: Sender<Vec<u8>>,
     metrics: Arc<Metrics>,
 ) {
+    crate::priority::raise_current_thread("mixer");
     let mut mix_minus: Vec<(SpeakerId, mpsc::Sender<Bytes>)> = Vec::new();
     let mut deadline = Instant::now() + TICK;
     loop {
