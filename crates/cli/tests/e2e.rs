@@ -179,13 +179,20 @@ async fn dual_stack_speakers_on_one_port() {
     );
 }
 
-/// SIGTERM ends every space cleanly: the process exits 0 and the recording is finished (EOS).
+/// SIGTERM suspends: the process exits 0 and the recording so far decodes. After a restart the
+/// space is interrupted; its host resumes it and the recording continues the same Ogg stream,
+/// so the whole file decodes as one stream holding both parts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_finishes_recordings() {
-    let mut server = ServerProc::start("term", &[]);
+async fn restart_then_resume_continues_one_recording() {
+    let secret = ["--jwt-secret", "restart-test-secret"];
+    let mut server = ServerProc::start("restart", &secret);
     let base = server.base.clone();
-    let (id, _host) = create_space(&base, "term").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let dir = server.data_dir.clone();
+    let (id, host) = create_space(&base, "restart").await;
+    let tok = mint(&base, &id, &host, "speaker", "A").await;
+    let whip = format!("{base}/api/spaces/{id}/whip");
+    let a = speak(&whip, &tok, 440, 4, &dir.join("a.wav"));
+    wait_ok(a, "first speaker");
     let pid = server.child.id() as libc::pid_t;
     // SAFETY: sending a signal to our own child process.
     #[allow(unsafe_code)]
@@ -193,14 +200,40 @@ async fn sigterm_finishes_recordings() {
     assert_eq!(rc, 0);
     let status = server.child.wait().expect("wait");
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
-    let rec = server
-        .data_dir
-        .join("recordings")
-        .join(format!("{id}.opus"));
+    let rec = dir.join("recordings").join(format!("{id}.opus"));
+    let (first_part, clean, errors) = ffmpeg_check(&rec);
+    assert!(clean, "suspended recording decodes: {errors}");
+    assert!(!ends_with_eos(&rec), "a suspended recording stays open-ended");
+
+    // Restart on the same data directory.
+    let server = ServerProc::start_in(dir.clone(), &secret);
+    let base = server.base.clone();
+    let (_, v) = api("GET", &format!("{base}/api/spaces/{id}"), None, None).await;
+    assert_eq!(v["state"], "interrupted", "{v}");
+    let whip = format!("{base}/api/spaces/{id}/whip");
+    let (s, v) = api("POST", &format!("{base}/api/spaces/{id}/resume"), Some(&host), None).await;
+    assert_eq!(s, 200, "host resumes: {v}");
+    assert_eq!(v["state"], "live");
+    let b = speak(&whip, &tok, 660, 4, &dir.join("b.wav"));
+    wait_ok(b, "second speaker");
+    let (s, _) = api("POST", &format!("{base}/api/spaces/{id}/end"), Some(&host), None).await;
+    assert_eq!(s, 200);
     assert!(
-        eventually(Duration::from_secs(5), async || ends_with_eos(&rec)).await,
-        "recording finished with an end-of-stream page"
+        eventually(Duration::from_secs(10), async || ends_with_eos(&rec)).await,
+        "recording finished"
     );
-    let (_, clean, errors) = ffmpeg_check(&rec);
+
+    // One stream: headers once, page sequence and granules continuous, decodes whole.
+    let bytes = std::fs::read(&rec).unwrap();
+    let mut checker = tribune_client::listen::StreamChecker::new().unwrap();
+    checker.push(&bytes);
+    let st = checker.stats();
+    assert!(st.header_ok, "{st:?}");
+    assert_eq!((st.seq_gaps, st.granule_gaps, st.crc_errors, st.decode_errors), (0, 0, 0, 0), "{st:?}");
+    let (total, clean, errors) = ffmpeg_check(&rec);
     assert!(clean, "{errors}");
+    let pcm = ffmpeg_decode(&rec);
+    let decoded = pcm.len() as f64 / 48_000.0;
+    assert!(decoded > first_part + 3.0, "decoded {decoded:.2} s (first part {first_part:.2} s, container says {total:.2} s)");
+    assert!(tone_present(&pcm, 440.0) && tone_present(&pcm, 660.0), "both parts are in the one file");
 }

@@ -116,6 +116,28 @@ impl OggOpusWriter {
         }
     }
 
+    /// A writer that continues a stream already partly written, e.g. a recording cut short by a
+    /// crash: its next audio page gets sequence `next_seq` and its granule positions count on
+    /// from `granule` (the granule of the last page kept), so the pages it makes, appended after
+    /// the kept ones, read as one logical stream.
+    ///
+    /// The other arguments are those of [`OggOpusWriter::new`], as the stream's headers have them;
+    /// [`OggOpusWriter::header_pages`] still makes headers for readers who start later.
+    /// `next_seq` below [`OggOpusWriter::FIRST_AUDIO_SEQ`] is treated as that.
+    pub fn resume(
+        serial: u32,
+        channels: u8,
+        pre_skip: u16,
+        tags: Vec<(String, String)>,
+        next_seq: u32,
+        granule: u64,
+    ) -> Self {
+        let mut w = Self::new(serial, channels, pre_skip, tags);
+        w.next_seq = next_seq.max(Self::FIRST_AUDIO_SEQ);
+        w.flushed_granule = granule;
+        w
+    }
+
     /// The stream serial number.
     pub fn serial(&self) -> u32 {
         self.serial

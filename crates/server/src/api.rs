@@ -1,32 +1,51 @@
-//! The JSON control API: spaces and tokens, health and metrics.
+//! The JSON control API: spaces, tokens, joining, the stage, reactions, health and metrics.
+//!
+//! Who may do what is decided by the room's one permission table
+//! ([`tribune_room::permissions`]); handlers only authenticate, parse and translate refusals
+//! into statuses: 403 naming the rule, 409 on an ended space or a full stage, 404 for an unknown
+//! target.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use tribune_room::permissions::{Action, check};
+use tribune_room::{Actor, Command, EMOJI, Lifecycle, Refusal, Role};
 
 use crate::app::{AppState, CreateError};
-use crate::auth::{Claims, Role, TokenError, key_matches, random_id};
+use crate::auth::{Claims, TokenError, key_matches, random_id};
 use crate::error::{ApiError, ApiResult};
-use crate::space::Space;
+use crate::space::{Space, unix_now};
 
-/// Who is calling, from the `Authorization: Bearer …` header.
+/// Participant ids of anonymous joiners start with this (address bans apply only to them).
+pub const ANON_PREFIX: &str = "anon-";
+
+/// Longest display name, in characters.
+pub const MAX_NAME: usize = 64;
+/// Longest title, in characters.
+pub const MAX_TITLE: usize = 120;
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION: usize = 2000;
+
+/// Who is calling, from the `Authorization: Bearer …` header (or `?token=`).
 pub enum Caller {
     Operator,
     Participant(Claims),
 }
 
 impl Caller {
-    /// Operator, or the host of `space`.
-    pub fn may_moderate(&self, space: &str) -> bool {
+    /// The room's view of the caller.
+    pub fn actor(&self) -> Actor {
         match self {
-            Caller::Operator => true,
-            Caller::Participant(c) => c.space == space && c.role.may_moderate(),
+            Caller::Operator => Actor::operator(),
+            Caller::Participant(c) => Actor::new(c.sub.clone(), c.name.clone(), c.role),
         }
     }
 }
@@ -41,9 +60,9 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Authenticate: the operator key or a valid token; 401 otherwise.
-pub fn authenticate(app: &AppState, headers: &HeaderMap) -> ApiResult<Caller> {
-    let Some(token) = bearer(headers) else {
+/// Authenticate a credential: the operator key or a valid token; 401 otherwise.
+pub fn authenticate_token(app: &AppState, token: Option<&str>) -> ApiResult<Caller> {
+    let Some(token) = token else {
         return Err(ApiError::unauthorized(
             "missing credentials: send Authorization: Bearer <token>",
         ));
@@ -58,6 +77,44 @@ pub fn authenticate(app: &AppState, headers: &HeaderMap) -> ApiResult<Caller> {
     }
 }
 
+/// Authenticate from the `Authorization` header.
+pub fn authenticate(app: &AppState, headers: &HeaderMap) -> ApiResult<Caller> {
+    authenticate_token(app, bearer(headers))
+}
+
+/// Authenticate for a space: the operator, or a participant of this space who has not been
+/// removed or banned (403 otherwise).
+pub fn caller_in(app: &AppState, headers: &HeaderMap, space: &Space) -> ApiResult<Caller> {
+    let caller = authenticate(app, headers)?;
+    check_member(&caller, space)?;
+    Ok(caller)
+}
+
+/// A participant's token must be for this space, and the participant still welcome.
+pub fn check_member(caller: &Caller, space: &Space) -> ApiResult<()> {
+    if let Caller::Participant(c) = caller {
+        if c.space != space.id {
+            return Err(ApiError::forbidden("this token is for another space"));
+        }
+        space.current_role(&c.sub, c.role).map_err(refused)?;
+    }
+    Ok(())
+}
+
+/// A room refusal as an HTTP error.
+pub fn refused(r: Refusal) -> ApiError {
+    match r {
+        Refusal::Forbidden { rule, reason } => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("refused by rule {rule}: {reason}"),
+        ),
+        Refusal::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+        Refusal::NotFound(m) => ApiError::not_found(&m),
+        Refusal::Gone(m) => ApiError::forbidden(format!("participant {m}")),
+    }
+}
+
 /// The space `id`, or 404.
 pub fn find_space(app: &AppState, id: &str) -> ApiResult<Arc<Space>> {
     app.spaces
@@ -65,22 +122,22 @@ pub fn find_space(app: &AppState, id: &str) -> ApiResult<Arc<Space>> {
         .ok_or_else(|| ApiError::not_found("space"))
 }
 
-/// The caller, if it is the operator or the host of `space`; 401 or 403 otherwise.
-fn moderator(app: &AppState, headers: &HeaderMap, space: &str, what: &str) -> ApiResult<Caller> {
-    let caller = authenticate(app, headers)?;
-    if !caller.may_moderate(space) {
-        return Err(ApiError::forbidden(format!(
-            "only the operator or this space's host may {what}"
+/// Validate user text: trimmed, at most `max` characters, no control characters.
+pub fn clean_text(field: &str, s: &str, max: usize) -> ApiResult<String> {
+    let s = s.trim();
+    if s.chars().count() > max {
+        return Err(ApiError::bad_request(format!(
+            "{field} is longer than {max} characters"
         )));
     }
-    Ok(caller)
-}
-
-fn require_operator(app: &AppState, headers: &HeaderMap) -> ApiResult<()> {
-    match authenticate(app, headers)? {
-        Caller::Operator => Ok(()),
-        Caller::Participant(_) => Err(ApiError::forbidden("this needs the operator key")),
+    if s.chars().any(|c| c.is_control() && c != '\n')
+        || (field != "description" && s.contains('\n'))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{field} contains control characters"
+        )));
     }
+    Ok(s.to_owned())
 }
 
 /// `GET /healthz`
@@ -104,27 +161,55 @@ pub struct CreateSpace {
     pub title: Option<String>,
     pub description: Option<String>,
     pub host_name: Option<String>,
+    /// Scheduled start, Unix seconds: the space is `scheduled` until its host starts it.
+    pub starts_at: Option<u64>,
 }
 
-/// `POST /api/spaces` (operator): create a live space; returns its id and a host token.
+fn json_body<T: serde::de::DeserializeOwned + Default>(
+    body: Option<Json<serde_json::Value>>,
+) -> ApiResult<T> {
+    match body {
+        Some(Json(v)) => serde_json::from_value(v)
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}"))),
+        None => Ok(T::default()),
+    }
+}
+
+/// `POST /api/spaces` (operator): create a live or scheduled space; returns its id and a host
+/// token.
 pub async fn create_space(
     State(app): State<AppState>,
     headers: HeaderMap,
     body: Option<Json<serde_json::Value>>,
 ) -> ApiResult<Response> {
-    require_operator(&app, &headers)?;
-    let req: CreateSpace = match body {
-        Some(Json(v)) => serde_json::from_value(v)
-            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?,
-        None => CreateSpace::default(),
-    };
-    let title = req.title.unwrap_or_else(|| "Untitled space".into());
+    if !matches!(authenticate(&app, &headers)?, Caller::Operator) {
+        return Err(ApiError::forbidden(
+            "creating a space needs the operator key",
+        ));
+    }
+    let req: CreateSpace = json_body(body)?;
+    let title = clean_text(
+        "title",
+        req.title.as_deref().unwrap_or("Untitled space"),
+        MAX_TITLE,
+    )?;
+    let description = clean_text(
+        "description",
+        req.description.as_deref().unwrap_or(""),
+        MAX_DESCRIPTION,
+    )?;
+    let host_name = clean_text(
+        "host_name",
+        req.host_name.as_deref().unwrap_or("Host"),
+        MAX_NAME,
+    )?;
     let created = app
         .create_space(
             req.id.as_deref(),
             &title,
-            req.description.as_deref().unwrap_or(""),
-            req.host_name.as_deref().unwrap_or("Host"),
+            &description,
+            &host_name,
+            req.starts_at,
         )
         .map_err(|e| match e {
             CreateError::Exists(_) => {
@@ -133,7 +218,7 @@ pub async fn create_space(
             CreateError::InvalidId(_) => ApiError::bad_request(e.to_string()),
             CreateError::Io(e) => ApiError::internal(e),
         })?;
-    let mut v = serde_json::to_value(created.space.summary("")).map_err(ApiError::internal)?;
+    let mut v = serde_json::to_value(created.space.summary()).map_err(ApiError::internal)?;
     v["host_token"] = json!(created.host_token);
     v["host_sub"] = json!(created.host_sub);
     let location = format!("/api/spaces/{}", created.space.id);
@@ -142,14 +227,30 @@ pub async fn create_space(
 
 /// `GET /api/spaces`
 pub async fn list_spaces(State(app): State<AppState>) -> impl IntoResponse {
-    let list: Vec<_> = app.spaces.all().iter().map(|s| s.summary("")).collect();
+    let list: Vec<_> = app.spaces.all().iter().map(|s| s.summary()).collect();
     Json(json!({ "spaces": list }))
 }
 
 /// `GET /api/spaces/{id}`
 pub async fn get_space(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    Ok(Json(find_space(&app, &id)?.summary()).into_response())
+}
+
+/// `GET /api/spaces/{id}/timeline`: who spoke when (milliseconds into the recording).
+pub async fn timeline(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let space = find_space(&app, &id)?;
-    Ok(Json(space.summary("")).into_response())
+    let mut rows = {
+        let store = app.store.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || store.timeline(&id))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?
+    };
+    rows.extend(space.timeline_now());
+    rows.sort_by_key(|r| r.start_ms);
+    rows.dedup_by(|a, b| a.sub == b.sub && a.start_ms == b.start_ms);
+    Ok(Json(json!({ "space": id, "segments": rows })).into_response())
 }
 
 /// Body of `POST /api/spaces/{id}/tokens`.
@@ -164,8 +265,8 @@ pub struct MintToken {
     pub sub: Option<String>,
 }
 
-/// `POST /api/spaces/{id}/tokens` (operator, or the space's host): mint a role token.
-/// The host may mint co-host, speaker and listener tokens; only the operator mints hosts.
+/// `POST /api/spaces/{id}/tokens`: mint a role token (the permission table says who may mint
+/// which role: the operator any, the host co-host/speaker/listener).
 pub async fn mint_token(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -173,7 +274,7 @@ pub async fn mint_token(
     body: Option<Json<serde_json::Value>>,
 ) -> ApiResult<Response> {
     let space = find_space(&app, &id)?;
-    let caller = moderator(&app, &headers, &id, "mint tokens")?;
+    let caller = caller_in(&app, &headers, &space)?;
     let Some(Json(v)) = body else {
         return Err(ApiError::bad_request(
             "send a JSON body: {\"role\": \"speaker\", \"name\": \"…\"}",
@@ -181,14 +282,19 @@ pub async fn mint_token(
     };
     let req: MintToken = serde_json::from_value(v)
         .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
-    if req.role == Role::Host && !matches!(caller, Caller::Operator) {
-        return Err(ApiError::forbidden("only the operator mints host tokens"));
-    }
+    let (role, operator) = match &caller {
+        Caller::Operator => (Role::Host, true),
+        Caller::Participant(c) => (space.current_role(&c.sub, c.role).map_err(refused)?, false),
+    };
+    check(Action::MintToken(req.role), role, operator).map_err(refused)?;
     let sub = req.sub.unwrap_or_else(|| format!("p-{}", random_id(10)));
-    if sub.is_empty() || sub.len() > 128 {
-        return Err(ApiError::bad_request("sub must be 1-128 characters"));
+    if sub.is_empty() || sub.len() > 128 || sub.starts_with(ANON_PREFIX) {
+        return Err(ApiError::bad_request(format!(
+            "sub must be 1-128 characters and not start with {ANON_PREFIX}"
+        )));
     }
-    let name = req.name.unwrap_or_else(|| sub.clone());
+    let sub = clean_text("sub", &sub, 128)?;
+    let name = clean_text("name", req.name.as_deref().unwrap_or(&sub), MAX_NAME)?;
     let (token, exp) = app.mint(&space.id, &sub, &name, req.role);
     Ok((
         StatusCode::CREATED,
@@ -197,15 +303,229 @@ pub async fn mint_token(
         .into_response())
 }
 
-/// `POST /api/spaces/{id}/end` (operator or host): end the space; the recording stays.
-pub async fn end_space(
+/// Body of `POST /api/spaces/{id}/join`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Join {
+    pub name: Option<String>,
+}
+
+/// `POST /api/spaces/{id}/join`: a short-lived listener token. With a valid token of this space
+/// in `Authorization`, the same participant's token is renewed. Writes nothing to the database.
+pub async fn join(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Option<Json<serde_json::Value>>,
+) -> ApiResult<Response> {
+    let space = find_space(&app, &id)?;
+    if space.lifecycle() == Lifecycle::Ended {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("this space has ended; its recording is at /spaces/{id}/recording.opus"),
+        ));
+    }
+    let req: Join = json_body(body)?;
+    let (sub, name) = match bearer(&headers) {
+        Some(tok) => match authenticate_token(&app, Some(tok))? {
+            Caller::Participant(c) if c.space == id => {
+                space.current_role(&c.sub, c.role).map_err(refused)?;
+                (c.sub, c.name)
+            }
+            Caller::Participant(_) => {
+                return Err(ApiError::forbidden("this token is for another space"));
+            }
+            Caller::Operator => {
+                return Err(ApiError::bad_request(
+                    "the operator does not join; mint a token instead",
+                ));
+            }
+        },
+        None => {
+            if space.is_addr_banned(addr.ip()) {
+                return Err(ApiError::forbidden("participant banned"));
+            }
+            let name = clean_text("name", req.name.as_deref().unwrap_or("Listener"), MAX_NAME)?;
+            let name = if name.is_empty() {
+                "Listener".to_owned()
+            } else {
+                name
+            };
+            (format!("{ANON_PREFIX}{}", random_id(12)), name)
+        }
+    };
+    if sub.starts_with(ANON_PREFIX) {
+        space.note_addr(&sub, addr.ip());
+    }
+    space.presence.lock().seen(&sub, crate::space::now_ms());
+    app.metrics.joins.fetch_add(1, Relaxed);
+    let (token, claims) = app.keys.mint(
+        &id,
+        &sub,
+        &name,
+        Role::Listener,
+        app.cfg.join_ttl,
+        SystemTime::now(),
+    );
+    Ok(Json(json!({
+        "token": token, "sub": sub, "name": name, "role": "listener", "exp": claims.exp, "space": id,
+        "renew_after": unix_now() + app.cfg.join_ttl.as_secs() / 2,
+        "live_url": format!("/spaces/{id}/live.opus"),
+        "events_url": format!("/api/spaces/{id}/events"),
+    }))
+    .into_response())
+}
+
+/// `POST /api/spaces/{id}/presence`: a light beacon that keeps a listener counted (listeners
+/// behind edges never connect to this node otherwise).
+pub async fn presence(
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let space = find_space(&app, &id)?;
-    moderator(&app, &headers, &id, "end it")?;
-    space.end();
-    tracing::info!(space = %id, "space ended");
-    Ok(Json(space.summary("")).into_response())
+    if let Caller::Participant(c) = caller_in(&app, &headers, &space)? {
+        space.presence.lock().seen(&c.sub, crate::space::now_ms());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Body of stage actions that name a participant.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Target {
+    pub sub: Option<String>,
+}
+
+/// `POST /api/spaces/{id}/{start|resume|end}`: lifecycle (host or operator).
+pub async fn lifecycle(
+    State(app): State<AppState>,
+    Path((id, verb)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let space = find_space(&app, &id)?;
+    let caller = caller_in(&app, &headers, &space)?;
+    let cmd = match verb.as_str() {
+        "start" => Command::Start,
+        "resume" => Command::Resume,
+        "end" => Command::End,
+        _ => return Err(ApiError::not_found("action")),
+    };
+    space.command(&caller.actor(), cmd).map_err(refused)?;
+    tracing::info!(space = %id, verb, "lifecycle");
+    Ok(Json(space.summary()).into_response())
+}
+
+/// `POST /api/spaces/{id}/stage/{action}`: the stage and moderation.
+///
+/// | action | body | who (see the permission table) |
+/// |---|---|---|
+/// | `raise-hand`, `lower-hand` | – | a listener |
+/// | `approve`, `decline`, `invite` | `{"sub"}` | host, co-host |
+/// | `accept`, `decline-invite` | – | the invited listener |
+/// | `token` | – | an approved participant: returns its speaker token |
+/// | `mute`, `unmute` | `{"sub"}` or none (self) | host/co-host for others; speakers for themselves |
+/// | `audience`, `remove`, `ban` | `{"sub"}` | host, co-host |
+/// | `cohost`, `uncohost` | `{"sub"}` | host |
+/// | `takeover` | – | a co-host, once the host is gone |
+pub async fn stage(
+    State(app): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Option<Json<serde_json::Value>>,
+) -> ApiResult<Response> {
+    let space = find_space(&app, &id)?;
+    let caller = caller_in(&app, &headers, &space)?;
+    let actor = caller.actor();
+    let t: Target = json_body(body)?;
+    let target = || {
+        t.sub
+            .clone()
+            .ok_or_else(|| ApiError::bad_request("this action needs {\"sub\": <participant id>}"))
+    };
+    let self_or = |t: &Option<String>| t.as_deref().is_none_or(|s| s == actor.sub);
+    let cmd = match action.as_str() {
+        "raise-hand" => Command::RaiseHand,
+        "lower-hand" => Command::LowerHand,
+        "approve" => Command::Approve { target: target()? },
+        "decline" => Command::Decline { target: target()? },
+        "invite" => Command::Invite { target: target()? },
+        "accept" => Command::AcceptInvite,
+        "decline-invite" => Command::DeclineInvite,
+        "token" => Command::StageToken,
+        "mute" if self_or(&t.sub) => Command::MuteSelf,
+        "unmute" if self_or(&t.sub) => Command::UnmuteSelf,
+        "mute" => Command::Mute { target: target()? },
+        "unmute" => Command::Unmute { target: target()? },
+        "audience" => Command::MoveToAudience { target: target()? },
+        "remove" => Command::Remove { target: target()? },
+        "ban" => Command::Ban { target: target()? },
+        "cohost" => Command::NameCohost { target: target()? },
+        "uncohost" => Command::RevokeCohost { target: target()? },
+        "takeover" => Command::TakeOverHost,
+        _ => return Err(ApiError::not_found("stage action")),
+    };
+    if actor.sub.starts_with(ANON_PREFIX) {
+        space.note_addr(&actor.sub, addr.ip());
+    }
+    let wants_token = matches!(cmd, Command::StageToken);
+    space.command(&actor, cmd).map_err(refused)?;
+    if wants_token {
+        let role = space
+            .current_role(&actor.sub, actor.token_role)
+            .map_err(refused)?;
+        let (token, exp) = app.mint(&id, &actor.sub, &actor.name, role);
+        return Ok((
+            StatusCode::CREATED,
+            Json(json!({ "token": token, "sub": actor.sub, "name": actor.name, "role": role, "exp": exp,
+                "whip_url": format!("/api/spaces/{id}/whip") })),
+        )
+            .into_response());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Body of `POST /api/spaces/{id}/reactions`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct React {
+    pub emoji: String,
+}
+
+/// `POST /api/spaces/{id}/reactions`: one reaction; rate-limited per participant; aggregated
+/// into counts per emoji in the event stream.
+pub async fn react(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<serde_json::Value>>,
+) -> ApiResult<Response> {
+    let space = find_space(&app, &id)?;
+    let caller = caller_in(&app, &headers, &space)?;
+    let req: React = json_body(body)?;
+    if !EMOJI.contains(&req.emoji.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "unknown emoji; use one of {}",
+            EMOJI.join(" ")
+        )));
+    }
+    let actor = caller.actor();
+    if app.reaction_limiter.check_key(&actor.sub).is_err() {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many reactions: at most 5 per second",
+        )
+        .with_header(header::RETRY_AFTER, "1"));
+    }
+    if app.reaction_limiter.len() > 100_000 {
+        app.reaction_limiter.retain_recent();
+    }
+    space.command(&actor, Command::React).map_err(refused)?;
+    space.reactions.lock().add(&req.emoji);
+    app.metrics.reactions.fetch_add(1, Relaxed);
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -13,12 +13,17 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-use crate::auth::{Keys, Role};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tribune_room::Role;
+
+use crate::auth::Keys;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::rtc::mux::Mux;
-use crate::space::{Space, Spaces};
-use crate::{api, streams, whip};
+use crate::space::{NewSpace, Space, Spaces};
+use crate::store::Store;
+use crate::writer::StoreWriter;
+use crate::{api, batch, events_http, streams, whip};
 
 /// State shared by every handler.
 pub struct App {
@@ -30,6 +35,11 @@ pub struct App {
     pub media: tokio::runtime::Handle,
     /// ICE host candidates with their real ports.
     pub candidates: Vec<SocketAddr>,
+    /// Durable state (read directly; written through [`App::writer`]).
+    pub store: Arc<Store>,
+    pub writer: StoreWriter,
+    /// Reactions per participant: 5 per second, bursts of 10.
+    pub reaction_limiter: DefaultKeyedRateLimiter<String>,
 }
 
 /// Shared state as handlers see it.
@@ -53,14 +63,19 @@ pub enum CreateError {
     Io(#[from] std::io::Error),
 }
 
+/// The SQLite file under the data directory.
+pub const DB_FILE: &str = "tribune.db";
+
 impl App {
-    /// Create a live space (and its host's token). `id` is random when not given.
+    /// Create a space (and its host's token): scheduled when `starts_at` is given, live
+    /// otherwise. `id` is random when not given.
     pub fn create_space(
         &self,
         id: Option<&str>,
         title: &str,
         description: &str,
         host_name: &str,
+        starts_at: Option<u64>,
     ) -> Result<Created, CreateError> {
         let id = match id {
             Some(id) => {
@@ -80,18 +95,23 @@ impl App {
             return Err(CreateError::Exists(id));
         }
         let host_sub = format!("host-{}", crate::auth::random_id(8));
-        let space = Space::start(
-            &id,
-            title,
-            description,
-            &host_sub,
+        let space = Space::create(
+            NewSpace {
+                id: &id,
+                title,
+                description,
+                host: (&host_sub, host_name),
+                starts_at,
+            },
             &self.cfg,
             self.metrics.clone(),
+            self.writer.clone(),
         )?;
         if !self.spaces.insert(space.clone()) {
             space.end();
             return Err(CreateError::Exists(id));
         }
+        tokio::spawn(batch::run(space.clone()));
         let (host_token, _) = self.mint(&id, &host_sub, host_name, Role::Host);
         tracing::info!(space = %id, title, "space created");
         Ok(Created {
@@ -124,7 +144,13 @@ pub fn router(app: AppState) -> Router {
         .route("/api/spaces", post(api::create_space).get(api::list_spaces))
         .route("/api/spaces/{id}", get(api::get_space))
         .route("/api/spaces/{id}/tokens", post(api::mint_token))
-        .route("/api/spaces/{id}/end", post(api::end_space))
+        .route("/api/spaces/{id}/join", post(api::join))
+        .route("/api/spaces/{id}/presence", post(api::presence))
+        .route("/api/spaces/{id}/reactions", post(api::react))
+        .route("/api/spaces/{id}/timeline", get(api::timeline))
+        .route("/api/spaces/{id}/events", get(events_http::events))
+        .route("/api/spaces/{id}/stage/{action}", post(api::stage))
+        .route("/api/spaces/{id}/{verb}", post(api::lifecycle))
         .route(
             "/api/spaces/{id}/whip",
             post(whip::post)
@@ -145,6 +171,9 @@ pub fn router(app: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
+
+const REACTIONS_PER_SECOND: std::num::NonZeroU32 = std::num::NonZeroU32::new(5).unwrap();
+const REACTION_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(10).unwrap();
 
 /// Backlog of the HTTP listening socket. tokio's default (128) overflows when a flash crowd
 /// connects at once, and a dropped SYN costs the client a one-second retransmit; the kernel caps
@@ -215,6 +244,10 @@ impl Server {
         let listener = listen(cfg.listen)?;
         let http_addr = listener.local_addr()?;
         std::fs::create_dir_all(&cfg.data_dir)?;
+        let store =
+            Arc::new(Store::open(&cfg.data_dir.join(DB_FILE)).map_err(std::io::Error::other)?);
+        let writer = StoreWriter::start(store.clone(), metrics.clone())?;
+        let quota = Quota::per_second(REACTIONS_PER_SECOND).allow_burst(REACTION_BURST);
         let app = Arc::new(App {
             keys: Keys::new(&cfg.jwt_secret),
             cfg,
@@ -223,7 +256,21 @@ impl Server {
             mux,
             media,
             candidates,
+            store,
+            writer,
+            reaction_limiter: RateLimiter::keyed(quota),
         });
+        // Spaces from before a restart: scheduled stay scheduled, live ones are interrupted
+        // (their host resumes them), ended ones keep serving their recording.
+        for r in app.store.spaces().map_err(std::io::Error::other)? {
+            match Space::restore(&r, &app.cfg, app.metrics.clone(), app.writer.clone()) {
+                Ok(space) => {
+                    app.spaces.insert(space.clone());
+                    tokio::spawn(batch::run(space));
+                }
+                Err(e) => tracing::error!(space = %r.id, error = %e, "cannot restore space"),
+            }
+        }
         Ok(Server {
             app,
             http_addr,
@@ -247,8 +294,11 @@ impl Server {
         // forever on listeners; the recordings are finished by their threads.
         let shutdown = async move {
             shutdown.await;
+            // A restart is not the end of the show: spaces are suspended (their recording kept
+            // open-ended, so a resumed space continues the same stream) and come back as
+            // interrupted or scheduled.
             for s in app.spaces.all() {
-                s.end();
+                s.suspend();
             }
         };
         axum::serve(
@@ -259,11 +309,12 @@ impl Server {
         .await?;
         // Let every recording finish its last page before the process exits.
         let spaces = self.app.spaces.all();
+        let writer = self.app.writer.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for s in spaces {
-                s.end();
                 s.join();
             }
+            writer.flush();
         })
         .await;
         Ok(())

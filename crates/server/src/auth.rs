@@ -10,27 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-/// A participant's role in a space.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Host,
-    Cohost,
-    Speaker,
-    Listener,
-}
-
-impl Role {
-    /// Whether this role may publish audio over WHIP.
-    pub fn may_publish(self) -> bool {
-        matches!(self, Role::Host | Role::Cohost | Role::Speaker)
-    }
-
-    /// Whether this role may moderate (mint tokens, end the space, close others' sessions).
-    pub fn may_moderate(self) -> bool {
-        matches!(self, Role::Host)
-    }
-}
+pub use tribune_room::Role;
 
 /// The claims of a tribune token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -80,6 +80,28 @@ pub struct Args {
     #[arg(long, env = "TRIBUNE_ICE_TIMEOUT")]
     pub ice_timeout: Option<u64>,
 
+    /// Most people on stage, host and co-hosts included. [default: 13]
+    #[arg(long, env = "TRIBUNE_STAGE_LIMIT")]
+    pub stage_limit: Option<usize>,
+
+    /// A live space whose speakers all dropped stays live this long, seconds. [default: 300]
+    #[arg(long, env = "TRIBUNE_GRACE")]
+    pub grace: Option<u64>,
+
+    /// A co-host may take over as host once the host has been gone this long, seconds.
+    /// [default: 60]
+    #[arg(long, env = "TRIBUNE_HOST_ABSENCE")]
+    pub host_absence: Option<u64>,
+
+    /// Lifetime of listener tokens from /join (renewable), seconds. [default: 900]
+    #[arg(long, env = "TRIBUNE_JOIN_TTL")]
+    pub join_ttl: Option<u64>,
+
+    /// A listener counts as present this long after its last renewal or beacon, seconds.
+    /// [default: 120]
+    #[arg(long, env = "TRIBUNE_PRESENCE_WINDOW")]
+    pub presence_window: Option<u64>,
+
     /// Log filter (tracing `EnvFilter` syntax). [default: info]
     #[arg(long, env = "TRIBUNE_LOG")]
     pub log: Option<String>,
@@ -102,6 +124,11 @@ pub struct FileConfig {
     pub token_ttl: Option<u64>,
     pub max_body: Option<usize>,
     pub ice_timeout: Option<u64>,
+    pub stage_limit: Option<usize>,
+    pub grace: Option<u64>,
+    pub host_absence: Option<u64>,
+    pub join_ttl: Option<u64>,
+    pub presence_window: Option<u64>,
     pub log: Option<String>,
 }
 
@@ -139,6 +166,11 @@ pub struct Config {
     pub token_ttl: Duration,
     pub max_body: usize,
     pub ice_timeout: Duration,
+    pub stage_limit: usize,
+    pub grace: Duration,
+    pub host_absence: Duration,
+    pub join_ttl: Duration,
+    pub presence_window: Duration,
     pub log: String,
 }
 
@@ -235,6 +267,16 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
         max_body: args.max_body.or(file.max_body).unwrap_or(64 * 1024),
         ice_timeout: Duration::from_secs(
             args.ice_timeout.or(file.ice_timeout).unwrap_or(30).max(1),
+        ),
+        stage_limit: args.stage_limit.or(file.stage_limit).unwrap_or(13).max(1),
+        grace: Duration::from_secs(args.grace.or(file.grace).unwrap_or(300)),
+        host_absence: Duration::from_secs(args.host_absence.or(file.host_absence).unwrap_or(60)),
+        join_ttl: Duration::from_secs(args.join_ttl.or(file.join_ttl).unwrap_or(900).max(10)),
+        presence_window: Duration::from_secs(
+            args.presence_window
+                .or(file.presence_window)
+                .unwrap_or(120)
+                .max(1),
         ),
         log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
     })

@@ -7,18 +7,24 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod batch;
 pub mod config;
 pub mod error;
+pub mod events;
+pub mod events_http;
 pub mod live;
 pub mod metrics;
 pub mod mixer;
 pub mod priority;
 pub mod recording;
+pub mod resume;
 pub mod rtc;
 pub mod sdp;
 pub mod space;
+pub mod store;
 pub mod streams;
 pub mod whip;
+pub mod writer;
 
 pub use app::{App, AppState, Server};
 pub use config::{Args, Config};

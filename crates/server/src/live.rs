@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -117,29 +117,58 @@ impl LiveStream {
         self.ring.lock().tx = None;
     }
 
+    /// Close a stream that never ran (a space restored as ended).
+    pub fn close_now(&self) {
+        self.close();
+    }
+
     /// Whether the stream has ended.
     pub fn is_closed(&self) -> bool {
         self.ring.lock().tx.is_none()
     }
 }
 
-/// Start the pager thread: packets from the mixer → pages for listeners (and the recorder).
+/// What the pager thread works with.
+pub struct Pager {
+    /// Writes the shared pages (same serial and pre-skip as the listeners' header pages).
+    pub writer: OggOpusWriter,
+    /// Page cadence.
+    pub page: Duration,
+    /// 20 ms packets from the mixer.
+    pub input: Receiver<Vec<u8>>,
+    pub stream: Arc<LiveStream>,
+    /// The recorder's inbox, sent when the space goes live.
+    pub attach: Receiver<Sender<Vec<u8>>>,
+    /// Set when the space ends: the last page carries end-of-stream.
+    pub ending: Arc<AtomicBool>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Start the pager thread: packets from the mixer → pages for listeners (and the recorder, once
+/// one is sent on `attach`).
 /// It ends, closing the stream with an end-of-stream page, when the mixer's channel closes.
-pub fn spawn_pager(
-    space_id: &str,
-    mut writer: OggOpusWriter,
-    page: Duration,
-    input: Receiver<Vec<u8>>,
-    stream: Arc<LiveStream>,
-    recorder: Option<Sender<Vec<u8>>>,
-    metrics: Arc<Metrics>,
-) -> std::io::Result<JoinHandle<()>> {
+pub fn spawn_pager(space_id: &str, p: Pager) -> std::io::Result<JoinHandle<()>> {
+    let Pager {
+        mut writer,
+        page,
+        input,
+        stream,
+        attach,
+        ending,
+        metrics,
+    } = p;
     let page_samples = (page.as_millis() as u64) * 48;
     std::thread::Builder::new()
         .name(format!("pager-{space_id}"))
         .spawn(move || {
             crate::priority::raise_current_thread("pager");
+            // The recorder is attached when the space goes live (a scheduled space streams
+            // silence to its waiting listeners but records nothing).
+            let mut recorder: Option<Sender<Vec<u8>>> = None;
             for packet in input.iter() {
+                if let Ok(rec) = attach.try_recv() {
+                    recorder = Some(rec);
+                }
                 writer.push(&packet, FRAME_SAMPLES as u32);
                 if let Some(rec) = &recorder
                     && rec.try_send(packet).is_err()
@@ -152,7 +181,9 @@ pub fn spawn_pager(
                     stream.publish(to_live(p));
                 }
             }
-            if let Some(p) = writer.flush(true) {
+            // End of stream only when the space ends; a suspended space (server restart)
+            // continues the same stream when resumed.
+            if let Some(p) = writer.flush(ending.load(Relaxed)) {
                 stream.publish(to_live(p));
             }
             stream.close();
@@ -190,14 +221,18 @@ mod tests {
         let (tx, rx) = crossbeam_channel::unbounded();
         let w = OggOpusWriter::new(7, 1, 312, vec![]);
         let metrics = Arc::new(Metrics::default());
+        let (_attach_tx, attach) = crossbeam_channel::bounded(1);
         let t = spawn_pager(
             "t",
-            w,
-            Duration::from_millis(200),
-            rx,
-            s.clone(),
-            None,
-            metrics,
+            Pager {
+                writer: w,
+                page: Duration::from_millis(200),
+                input: rx,
+                stream: s.clone(),
+                attach,
+                ending: Arc::new(AtomicBool::new(true)),
+                metrics,
+            },
         )
         .unwrap();
         // 3 s of packets: 15 pages, of which the ring keeps 5 for the burst.

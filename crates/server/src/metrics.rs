@@ -27,6 +27,11 @@ pub struct Metrics {
     pub whip_sessions_timed_out: AtomicU64,
     pub recording_errors: AtomicU64,
     pub recording_bytes: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub events_subscribers: AtomicI64,
+    pub events_dropped_slow: AtomicU64,
+    pub joins: AtomicU64,
+    pub reactions: AtomicU64,
 }
 
 impl Metrics {
@@ -148,6 +153,36 @@ impl Metrics {
             "counter",
             "Bytes written to recordings.",
             c(&self.recording_bytes),
+        );
+        put(
+            "store_errors_total",
+            "counter",
+            "Failed writes to the SQLite store.",
+            c(&self.store_errors),
+        );
+        put(
+            "events_subscribers",
+            "gauge",
+            "Open event streams.",
+            g(&self.events_subscribers),
+        );
+        put(
+            "events_dropped_slow_total",
+            "counter",
+            "Event subscribers disconnected for reading too slowly.",
+            c(&self.events_dropped_slow),
+        );
+        put(
+            "joins_total",
+            "counter",
+            "Listener tokens issued by /join.",
+            c(&self.joins),
+        );
+        put(
+            "reactions_total",
+            "counter",
+            "Reactions accepted.",
+            c(&self.reactions),
         );
         out
     }

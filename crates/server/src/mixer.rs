@@ -74,9 +74,23 @@ impl MixerHandle {
     }
 }
 
-/// A started mixer: its handle, the listener packets it produces, the pre-skip of the listener
-/// encoder (for OpusHead), and the thread.
-pub type Spawned = (MixerHandle, Receiver<Vec<u8>>, u16, JoinHandle<()>);
+/// Speaker levels are reported every this many ticks (240 ms: "a few times per second").
+pub const LEVEL_EVERY_TICKS: u64 = 12;
+
+/// Speaker levels over one reporting interval: the loudest tick of each speaker, dBFS.
+pub type Levels = Vec<(SpeakerId, f32)>;
+
+/// A started mixer.
+pub struct Spawned {
+    pub handle: MixerHandle,
+    /// Listener packets, 20 ms of Opus each.
+    pub packets: Receiver<Vec<u8>>,
+    /// Speaker levels every [`LEVEL_EVERY_TICKS`].
+    pub levels: Receiver<Levels>,
+    /// Pre-skip of the listener encoder (for OpusHead).
+    pub pre_skip: u16,
+    pub thread: JoinHandle<()>,
+}
 
 /// Start the mixer thread of space `space_id`. Listener packets (20 ms Opus each) go to the
 /// returned receiver. Returns the handle, the output, the pre-skip of the listener encoder and the
@@ -91,16 +105,23 @@ pub fn spawn(
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     let (packet_tx, packet_rx) = crossbeam_channel::bounded(PACKET_QUEUE);
     let (out_tx, out_rx) = crossbeam_channel::bounded(OUTPUT_QUEUE);
+    let (level_tx, level_rx) = crossbeam_channel::bounded(4);
     let m = metrics.clone();
     let thread = std::thread::Builder::new()
         .name(format!("mixer-{space_id}"))
-        .spawn(move || run(mixer, control_rx, packet_rx, out_tx, m))?;
+        .spawn(move || run(mixer, control_rx, packet_rx, out_tx, level_tx, m))?;
     let handle = MixerHandle {
         control: control_tx,
         packets: packet_tx,
         metrics,
     };
-    Ok((handle, out_rx, pre_skip, thread))
+    Ok(Spawned {
+        handle,
+        packets: out_rx,
+        levels: level_rx,
+        pre_skip,
+        thread,
+    })
 }
 
 fn run(
@@ -108,8 +129,11 @@ fn run(
     control: Receiver<Control>,
     packets: Receiver<Packet>,
     out: Sender<Vec<u8>>,
+    levels_out: Sender<Levels>,
     metrics: Arc<Metrics>,
 ) {
+    let mut levels: Levels = Vec::new();
+    let mut ticks: u64 = 0;
     crate::priority::raise_current_thread("mixer");
     let mut mix_minus: Vec<(SpeakerId, mpsc::Sender<Bytes>)> = Vec::new();
     let mut deadline = Instant::now() + TICK;
@@ -154,6 +178,17 @@ fn run(
         // rather than put an invalid packet in the stream.
         if !output.listener.is_empty() && out.try_send(output.listener.clone()).is_err() {
             metrics.mixer_queue_full.fetch_add(1, Relaxed);
+        }
+        for &(id, db) in &output.levels {
+            match levels.iter_mut().find(|(s, _)| *s == id) {
+                Some((_, max)) => *max = max.max(db),
+                None => levels.push((id, db)),
+            }
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(LEVEL_EVERY_TICKS) {
+            // A full consumer just misses one report; the next one comes 240 ms later.
+            let _ = levels_out.try_send(std::mem::take(&mut levels));
         }
         for (id, pkt) in &output.mix_minus {
             if let Some((_, tx)) = mix_minus.iter().find(|(s, _)| s == id) {

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -30,16 +30,31 @@ pub fn path(data_dir: &Path, space: &str) -> PathBuf {
     data_dir.join("recordings").join(format!("{space}.opus"))
 }
 
+/// How a recording file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A new file: header pages first.
+    Create,
+    /// Continue an interrupted recording: append pages to the file as it is (already cut to its
+    /// last complete page); the writer continues the same logical stream.
+    Append,
+}
+
 /// Start recording to `path`. Send 20 ms Opus packets; drop the sender to finish the file.
 pub fn spawn(
     path: PathBuf,
     mut writer: OggOpusWriter,
+    mode: Mode,
+    ending: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(Sender<Vec<u8>>, JoinHandle<()>)> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let file = File::create(&path)?;
+    let file = match mode {
+        Mode::Create => File::create(&path)?,
+        Mode::Append => std::fs::OpenOptions::new().append(true).open(&path)?,
+    };
     let (tx, rx) = crossbeam_channel::bounded(QUEUE);
     let name = format!(
         "rec-{}",
@@ -47,7 +62,7 @@ pub fn spawn(
     );
     let thread = std::thread::Builder::new()
         .name(name)
-        .spawn(move || record(file, &path, &mut writer, rx, &metrics))?;
+        .spawn(move || record(file, &path, &mut writer, mode, rx, &ending, &metrics))?;
     Ok((tx, thread))
 }
 
@@ -55,7 +70,9 @@ fn record(
     mut file: File,
     path: &Path,
     writer: &mut OggOpusWriter,
+    mode: Mode,
     rx: Receiver<Vec<u8>>,
+    ending: &AtomicBool,
     metrics: &Metrics,
 ) {
     let mut failed = false;
@@ -77,7 +94,9 @@ fn record(
             }
         }
     };
-    write(&mut file, &writer.header_pages(2), &mut failed);
+    if mode == Mode::Create {
+        write(&mut file, &writer.header_pages(2), &mut failed);
+    }
     for packet in rx.iter() {
         writer.push(&packet, FRAME_SAMPLES as u32);
         if writer.pending_samples() >= FLUSH_EVERY_SAMPLES
@@ -86,7 +105,8 @@ fn record(
             write(&mut file, &page.bytes, &mut failed);
         }
     }
-    if let Some(page) = writer.flush(true) {
+    // End of stream only when the space ends: a suspended recording is continued on resume.
+    if let Some(page) = writer.flush(ending.load(Relaxed)) {
         write(&mut file, &page.bytes, &mut failed);
     }
     if !failed && let Err(e) = file.sync_all() {
@@ -115,7 +135,16 @@ mod tests {
         }
         drop(tx);
         let mut w = OggOpusWriter::new(1, 1, 312, vec![]);
-        record(file, Path::new("/dev/full"), &mut w, rx, &metrics);
+        let end = AtomicBool::new(true);
+        record(
+            file,
+            Path::new("/dev/full"),
+            &mut w,
+            Mode::Create,
+            rx,
+            &end,
+            &metrics,
+        );
         assert_eq!(
             metrics.recording_errors.load(Relaxed),
             1,
@@ -129,7 +158,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tribune-rec-{}", std::process::id()));
         let p = path(&dir, "t");
         let metrics = Arc::new(Metrics::default());
-        let (tx, th) = spawn(p.clone(), OggOpusWriter::new(1, 1, 312, vec![]), metrics).unwrap();
+        let w = OggOpusWriter::new(1, 1, 312, vec![]);
+        let end = Arc::new(AtomicBool::new(true));
+        let (tx, th) = spawn(p.clone(), w, Mode::Create, end, metrics).unwrap();
         for _ in 0..125 {
             tx.send(vec![0xF8, 0xFF, 0xFE]).unwrap();
         }

@@ -19,7 +19,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::live::{LivePage, LiveStream};
 use crate::metrics::Metrics;
-use crate::space::State as SpaceState;
+use tribune_room::Lifecycle;
 
 /// Decrements the listener gauges when a listener's body is dropped.
 struct ListenerGuard {
@@ -45,7 +45,7 @@ fn gone(id: &str) -> ApiError {
 /// `GET /spaces/{id}/live.opus`
 pub async fn live(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let space = crate::api::find_space(&app, &id)?;
-    if space.state() == SpaceState::Ended {
+    if space.lifecycle() == Lifecycle::Ended {
         return Err(gone(&id));
     }
     let sub = space.live.subscribe().ok_or_else(|| gone(&id))?;
@@ -136,7 +136,7 @@ pub async fn recording(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
-    if space.state() == SpaceState::Live {
+    if space.lifecycle() != Lifecycle::Ended {
         // Still growing: caches must not keep a stale length.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }

@@ -22,14 +22,15 @@ use axum::response::{IntoResponse, Response};
 use str0m::{Candidate, Rtc};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Caller, authenticate};
+use crate::api::{Caller, authenticate, check_member, refused};
 use crate::app::AppState;
 use crate::auth::random_id;
 use crate::error::{ApiError, ApiResult};
 use crate::mixer::Control;
 use crate::rtc::session::Session;
 use crate::sdp::{Direction, inspect_offer};
-use crate::space::{SessionEntry, State as SpaceState};
+use crate::space::SessionEntry;
+use tribune_room::{Command, Role};
 
 /// Mix-minus frames a session may have waiting (200 ms); more are dropped by the mixer.
 const MIX_MINUS_QUEUE: usize = 10;
@@ -145,26 +146,21 @@ async fn post_inner(
     body: Body,
 ) -> ApiResult<Response> {
     let space = crate::api::find_space(&app, &id)?;
-    let claims = match authenticate(&app, &headers)? {
-        Caller::Participant(c) => c,
+    let caller = authenticate(&app, &headers)?;
+    let claims = match &caller {
+        Caller::Participant(c) => c.clone(),
         Caller::Operator => {
             return Err(ApiError::forbidden(
                 "publish with a participant token (the operator key names nobody)",
             ));
         }
     };
-    if claims.space != id {
-        return Err(ApiError::forbidden("this token is for another space"));
-    }
-    if !claims.role.may_publish() {
-        return Err(ApiError::forbidden(format!(
-            "role {:?} may not publish",
-            claims.role
-        )));
-    }
-    if space.state() == SpaceState::Ended {
-        return Err(ApiError::gone("this space has ended"));
-    }
+    check_member(&caller, &space)?;
+    // The participant's current role in the room decides, not the role written in its token:
+    // a speaker moved back to the audience cannot publish with its old token.
+    space
+        .command(&caller.actor(), Command::Publish)
+        .map_err(refused)?;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -252,6 +248,7 @@ async fn post_inner(
     app.metrics.whip_sessions_total.fetch_add(1, Relaxed);
     let space2 = Arc::clone(&space);
     let sid = session_id.clone();
+    let sub = claims.sub.clone();
     let session = Session {
         speaker,
         rtc,
@@ -263,7 +260,7 @@ async fn post_inner(
         metrics: app.metrics.clone(),
         ice_timeout: app.cfg.ice_timeout,
         candidates: app.candidates.clone(),
-        on_exit: Box::new(move |_| space2.remove_session(&sid)),
+        on_exit: Box::new(move |_| space2.remove_session(&sid, &sub)),
     };
     app.media.spawn(session.run());
     tracing::info!(space = %id, sub = %claims.sub, session = %session_id, ?direction, "whip session created");
@@ -307,7 +304,14 @@ fn delete_inner(
         .ok_or_else(|| ApiError::not_found("session"))?;
     let allowed = match &caller {
         Caller::Operator => true,
-        Caller::Participant(c) => c.space == id && (c.sub == owner || c.role.may_moderate()),
+        Caller::Participant(c) => {
+            c.space == id
+                && (c.sub == owner
+                    || matches!(
+                        space.current_role(&c.sub, c.role),
+                        Ok(Role::Host | Role::Cohost)
+                    ))
+        }
     };
     if !allowed {
         return Err(ApiError::forbidden(

@@ -17,7 +17,9 @@ async fn a_listener_that_stops_reading_is_dropped() {
     cfg.slow_listener = Duration::from_secs(1);
     let server = Server::bind(cfg).await.unwrap();
     let app = server.app.clone();
-    let created = app.create_space(Some("slow"), "slow", "", "Host").unwrap();
+    let created = app
+        .create_space(Some("slow"), "slow", "", "Host", None)
+        .unwrap();
     let r = router(app.clone());
 
     let get = || {

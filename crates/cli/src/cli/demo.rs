@@ -27,6 +27,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode> {
             "tribune demo",
             "Two synthetic speakers taking turns",
             "Demo host",
+            None,
         )
         .context("creating the demo space")?;
     let id = created.space.id.clone();

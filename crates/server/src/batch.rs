@@ -1,0 +1,55 @@
+//! The housekeeping task of a space: a few times per second it runs the room's timers and
+//! publishes the batched events — roster, speaker levels, listener count, reactions — so that
+//! however busy the space, subscribers get at most a few such events per second, each
+//! serialized once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tribune_room::Lifecycle;
+
+use crate::space::{Space, now_ms};
+
+/// How often the batched events go out.
+pub const PERIOD: Duration = Duration::from_millis(250);
+
+/// Comment lines keep idle event streams (and proxies in front of them) open.
+const KEEPALIVE_EVERY: u32 = 60; // × PERIOD = 15 s
+
+/// Run until the space has ended.
+pub async fn run(space: Arc<Space>) {
+    let mut tick = tokio::time::interval(PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_count = u64::MAX;
+    let mut n: u32 = 0;
+    loop {
+        tick.tick().await;
+        n = n.wrapping_add(1);
+        if space.lifecycle() == Lifecycle::Ended {
+            return;
+        }
+        let host_present = space.host_present();
+        if let Some(levels) = space.housekeeping(now_ms(), host_present) {
+            space
+                .events
+                .publish("levels", &json!({ "type": "levels", "levels": levels }));
+        }
+        let count = space.listener_count();
+        if count != last_count {
+            last_count = count;
+            space
+                .events
+                .publish("listeners", &json!({ "type": "listeners", "count": count }));
+        }
+        if let Some(counts) = space.reactions.lock().take() {
+            space.events.publish(
+                "reactions",
+                &json!({ "type": "reactions", "counts": counts }),
+            );
+        }
+        if n.is_multiple_of(KEEPALIVE_EVERY) {
+            space.events.keepalive();
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! `GET /api/spaces/{id}/events?token=…`: the space's server-sent events.
+//!
+//! The token may come in the query (`EventSource` cannot send headers) or in `Authorization`.
+//! A new subscriber first gets a `snapshot` event (the whole state), or, reconnecting with
+//! `Last-Event-ID` (header, or `?last_event_id=`), exactly the events it missed. Frames are the
+//! hub's shared bytes; a subscriber that falls too far behind is disconnected.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::stream;
+use tokio::sync::broadcast::error::RecvError;
+use tribune_room::Command;
+
+use crate::api::{Caller, authenticate_token, bearer, check_member, find_space, refused};
+use crate::app::AppState;
+use crate::error::ApiResult;
+use crate::events::{Frame, frame};
+use crate::metrics::Metrics;
+use crate::space::Space;
+
+/// Tells the space and the metrics when a subscriber leaves.
+struct Guard {
+    space: Arc<Space>,
+    sub: Option<String>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(sub) = &self.sub {
+            self.space.stream_closed(sub);
+        }
+        self.metrics.events_subscribers.fetch_sub(1, Relaxed);
+    }
+}
+
+/// `GET /api/spaces/{id}/events`
+pub async fn events(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let space = find_space(&app, &id)?;
+    let token = q
+        .get("token")
+        .map(String::as_str)
+        .or_else(|| bearer(&headers));
+    let caller = authenticate_token(&app, token)?;
+    check_member(&caller, &space)?;
+    space
+        .command(&caller.actor(), Command::Subscribe)
+        .map_err(refused)?;
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(q.get("last_event_id").map(String::as_str))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let Some(start) = space.events.subscribe(last_id) else {
+        // Ended: one snapshot (with the final state), then the stream ends.
+        let snap = space.snapshot();
+        let body = frame(0, "snapshot", &snap.to_string());
+        return Ok(sse_response(Body::from(body)));
+    };
+    let sub = match &caller {
+        Caller::Participant(c) => {
+            space.presence.lock().seen(&c.sub, crate::space::now_ms());
+            space.stream_opened(&c.sub);
+            Some(c.sub.clone())
+        }
+        Caller::Operator => None,
+    };
+    app.metrics.events_subscribers.fetch_add(1, Relaxed);
+    let guard = Guard {
+        space: space.clone(),
+        sub,
+        metrics: app.metrics.clone(),
+    };
+    let mut first: Vec<Bytes> = Vec::new();
+    if start.needs_snapshot {
+        first.push(frame(
+            start.at_id,
+            "snapshot",
+            &space.snapshot().to_string(),
+        ));
+    }
+    first.extend(start.backlog.into_iter().map(|f: Frame| f.bytes));
+    let state = (first.into_iter(), start.rx, guard, start.at_id);
+    let body = stream::unfold(state, |(mut first, mut rx, guard, at)| async move {
+        if let Some(b) = first.next() {
+            return Some((Ok::<Bytes, Infallible>(b), (first, rx, guard, at)));
+        }
+        loop {
+            match rx.recv().await {
+                // Frames published before the snapshot was taken are already in it.
+                Ok(f) if f.id != 0 && f.id <= at => continue,
+                Ok(f) => return Some((Ok(f.bytes), (first, rx, guard, at))),
+                Err(RecvError::Lagged(_)) => {
+                    guard.metrics.events_dropped_slow.fetch_add(1, Relaxed);
+                    return None;
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(sse_response(Body::from_stream(body)))
+}
+
+fn sse_response(body: Body) -> Response {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    // Tell nginx-style proxies not to buffer the stream.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
