@@ -203,7 +203,10 @@ async fn restart_then_resume_continues_one_recording() {
     let rec = dir.join("recordings").join(format!("{id}.opus"));
     let (first_part, clean, errors) = ffmpeg_check(&rec);
     assert!(clean, "suspended recording decodes: {errors}");
-    assert!(!ends_with_eos(&rec), "a suspended recording stays open-ended");
+    assert!(
+        !ends_with_eos(&rec),
+        "a suspended recording stays open-ended"
+    );
 
     // Restart on the same data directory.
     let server = ServerProc::start_in(dir.clone(), &secret);
@@ -211,12 +214,24 @@ async fn restart_then_resume_continues_one_recording() {
     let (_, v) = api("GET", &format!("{base}/api/spaces/{id}"), None, None).await;
     assert_eq!(v["state"], "interrupted", "{v}");
     let whip = format!("{base}/api/spaces/{id}/whip");
-    let (s, v) = api("POST", &format!("{base}/api/spaces/{id}/resume"), Some(&host), None).await;
+    let (s, v) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/resume"),
+        Some(&host),
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "host resumes: {v}");
     assert_eq!(v["state"], "live");
     let b = speak(&whip, &tok, 660, 4, &dir.join("b.wav"));
     wait_ok(b, "second speaker");
-    let (s, _) = api("POST", &format!("{base}/api/spaces/{id}/end"), Some(&host), None).await;
+    let (s, _) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/end"),
+        Some(&host),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     assert!(
         eventually(Duration::from_secs(10), async || ends_with_eos(&rec)).await,
@@ -229,11 +244,26 @@ async fn restart_then_resume_continues_one_recording() {
     checker.push(&bytes);
     let st = checker.stats();
     assert!(st.header_ok, "{st:?}");
-    assert_eq!((st.seq_gaps, st.granule_gaps, st.crc_errors, st.decode_errors), (0, 0, 0, 0), "{st:?}");
+    assert_eq!(
+        (
+            st.seq_gaps,
+            st.granule_gaps,
+            st.crc_errors,
+            st.decode_errors
+        ),
+        (0, 0, 0, 0),
+        "{st:?}"
+    );
     let (total, clean, errors) = ffmpeg_check(&rec);
     assert!(clean, "{errors}");
     let pcm = ffmpeg_decode(&rec);
     let decoded = pcm.len() as f64 / 48_000.0;
-    assert!(decoded > first_part + 3.0, "decoded {decoded:.2} s (first part {first_part:.2} s, container says {total:.2} s)");
-    assert!(tone_present(&pcm, 440.0) && tone_present(&pcm, 660.0), "both parts are in the one file");
+    assert!(
+        decoded > first_part + 3.0,
+        "decoded {decoded:.2} s (first part {first_part:.2} s, container says {total:.2} s)"
+    );
+    assert!(
+        tone_present(&pcm, 440.0) && tone_present(&pcm, 660.0),
+        "both parts are in the one file"
+    );
 }
