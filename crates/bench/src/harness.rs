@@ -144,6 +144,29 @@ impl Server {
         })
     }
 
+    /// Joins `space` as an anonymous listener named `name`; returns the listener token.
+    pub async fn join(&self, space: &Space, name: &str) -> Result<String> {
+        let url = format!("{}/api/spaces/{}/join", self.base, space.id);
+        let resp = self
+            .http
+            .post(&url)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("POST {url}: {status}: {text}");
+        }
+        let v: Value =
+            serde_json::from_str(&text).with_context(|| format!("POST {url}: not JSON: {text}"))?;
+        v["token"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("token in {v}"))
+    }
+
     /// Starts a `tribune speak` process sending a sine of `hz` to `space` for at most `seconds`.
     pub async fn speak(&self, space: &Space, name: &str, hz: u32, seconds: u64) -> Result<Guard> {
         let path = format!("/api/spaces/{}/tokens", space.id);

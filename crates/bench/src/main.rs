@@ -2,12 +2,14 @@
 //!
 //! - `fanout`: server CPU and memory per live.opus listener, with thousands of real TCP listeners.
 //! - `mixer`: CPU per 20 ms tick of the mixer core, in process, on injected time.
+//! - `events`: server CPU per event delivered and memory per event-stream (SSE) subscriber.
 //! - `late-ticks`: whether a flood of control-plane requests delays the mixer.
 //!
 //! The network benchmarks start real `tribune` processes on loopback and stop everything they
 //! started by themselves: every phase is bounded in time, and every child is killed on drop.
 #![forbid(unsafe_code)]
 
+mod events;
 mod fanout;
 mod harness;
 mod late_ticks;
@@ -35,6 +37,8 @@ enum Command {
     Fanout(fanout::Args),
     /// CPU per 20 ms tick of the mixer core (in process, no IO).
     Mixer(mixer::Args),
+    /// Server CPU per event delivered and memory per event-stream (SSE) subscriber.
+    Events(events::Args),
     /// Mixer late ticks while the HTTP API is hammered.
     LateTicks(late_ticks::Args),
 }
@@ -55,6 +59,7 @@ fn run(cli: Cli) -> Result<()> {
     let nofile = rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
     match cli.command {
         Command::Fanout(args) => runtime(args.client_threads)?.block_on(fanout::run(args, nofile)),
+        Command::Events(args) => runtime(args.client_threads)?.block_on(events::run(args, nofile)),
         Command::Mixer(args) => mixer::run(args),
         Command::LateTicks(args) => runtime(args.client_threads)?.block_on(late_ticks::run(args)),
     }

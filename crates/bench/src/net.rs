@@ -41,6 +41,8 @@ pub struct Head {
     pub status: u16,
     /// `Content-Length`, if given.
     pub content_length: Option<usize>,
+    /// `Transfer-Encoding: chunked`.
+    pub chunked: bool,
     /// Length of the head including the blank line.
     pub len: usize,
 }
@@ -61,14 +63,19 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>> {
         .and_then(|s| s.get(..3))
         .and_then(|s| s.parse().ok())
         .with_context(|| format!("bad status line {status_line:?}"))?;
-    let content_length = lines
-        .filter_map(|l| l.split_once(':'))
+    let headers: Vec<(&str, &str)> = lines.filter_map(|l| l.split_once(':')).collect();
+    let content_length = headers
+        .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
         .map(|(_, v)| v.trim().parse().context("bad Content-Length"))
         .transpose()?;
+    let chunked = headers.iter().any(|(name, v)| {
+        name.eq_ignore_ascii_case("transfer-encoding") && v.trim().eq_ignore_ascii_case("chunked")
+    });
     Ok(Some(Head {
         status,
         content_length,
+        chunked,
         len: end + 4,
     }))
 }
@@ -96,7 +103,14 @@ mod tests {
         let head = parse_head(r).unwrap().unwrap();
         assert_eq!(head.status, 200);
         assert_eq!(head.content_length, Some(15));
+        assert!(!head.chunked);
         assert_eq!(&r[head.len..], b"{\"status\":\"ok\"}");
+    }
+
+    #[test]
+    fn sees_chunked_bodies() {
+        let r = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        assert!(parse_head(r).unwrap().unwrap().chunked);
     }
 
     #[test]

@@ -267,3 +267,50 @@ async fn restart_then_resume_continues_one_recording() {
         "both parts are in the one file"
     );
 }
+
+/// The README's demo: `tribune demo` prints `listen: <url>` first, and that stream decodes into
+/// audio that is not silent, holding both demo voices. A second run on the same data directory
+/// replaces the old `demo` space.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_is_on_air() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = temp_dir("demo");
+    for run in 0..2 {
+        let mut demo = Command::new(bin())
+            .args([
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--udp",
+                "127.0.0.1:0",
+                "--log",
+                "warn",
+            ])
+            .arg("--data-dir")
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn demo");
+        let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("a line").expect("read");
+        let url = first
+            .strip_prefix("listen: ")
+            .expect("first line is `listen: <url>`")
+            .to_owned();
+        assert!(url.ends_with("/spaces/demo/live.opus"), "{url}");
+        std::thread::spawn(move || for _ in lines {});
+        let out = dir.join(format!("demo-{run}.wav"));
+        let r = report(listen(&url, 10, &out));
+        let _ = demo.kill();
+        let _ = demo.wait();
+        assert_continuous(&r);
+        let pcm = analyze_wav(&out).unwrap();
+        let rms = (pcm.iter().map(|x| x * x).sum::<f32>() / pcm.len() as f32).sqrt();
+        assert!(rms > 0.01, "the demo is not silent (rms {rms})");
+        assert!(
+            tone_present(&pcm, 220.0) || tone_present(&pcm, 330.0),
+            "a demo voice is heard"
+        );
+    }
+}

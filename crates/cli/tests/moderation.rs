@@ -13,11 +13,29 @@ async fn refusals_are_precise() {
 
     // Titles and names: length-limited, no control characters.
     let long = "x".repeat(121);
-    let (s, _) = api("POST", &spaces, Some(ADMIN_KEY), Some(json!({"title": long}))).await;
+    let (s, _) = api(
+        "POST",
+        &spaces,
+        Some(ADMIN_KEY),
+        Some(json!({"title": long})),
+    )
+    .await;
     assert_eq!(s, 400);
-    let (s, _) = api("POST", &spaces, Some(ADMIN_KEY), Some(json!({"title": "a\u{7}b"}))).await;
+    let (s, _) = api(
+        "POST",
+        &spaces,
+        Some(ADMIN_KEY),
+        Some(json!({"title": "a\u{7}b"})),
+    )
+    .await;
     assert_eq!(s, 400);
-    let (s, _) = api("POST", &spaces, Some(ADMIN_KEY), Some(json!({"nonsense": 1}))).await;
+    let (s, _) = api(
+        "POST",
+        &spaces,
+        Some(ADMIN_KEY),
+        Some(json!({"nonsense": 1})),
+    )
+    .await;
     assert_eq!(s, 400, "unknown fields are refused");
     let (id, host) = create_space(&base, "moderation").await;
     let join = format!("{base}/api/spaces/{id}/join");
@@ -35,10 +53,17 @@ async fn refusals_are_precise() {
     assert_eq!(s, 400, "unknown emoji");
     let mut statuses = Vec::new();
     for _ in 0..15 {
-        statuses.push(api("POST", &react, Some(&fan), Some(json!({"emoji": "👏"}))).await.0);
+        statuses.push(
+            api("POST", &react, Some(&fan), Some(json!({"emoji": "👏"})))
+                .await
+                .0,
+        );
     }
     assert_eq!(statuses[0], 204);
-    assert!(statuses.contains(&429), "a burst beyond the limit is refused: {statuses:?}");
+    assert!(
+        statuses.contains(&429),
+        "a burst beyond the limit is refused: {statuses:?}"
+    );
     let (s, _) = api("POST", &react, None, Some(json!({"emoji": "👏"}))).await;
     assert_eq!(s, 401);
 
@@ -48,20 +73,46 @@ async fn refusals_are_precise() {
     assert_eq!(r["sub"], fan_sub.as_str());
 
     // Only the host or a co-host moderates; 403 names the rule.
-    let (s, v) = api("POST", &format!("{base}/api/spaces/{id}/stage/remove"), Some(&fan), Some(json!({"sub": "x"}))).await;
+    let (s, v) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/stage/remove"),
+        Some(&fan),
+        Some(json!({"sub": "x"})),
+    )
+    .await;
     assert_eq!(s, 403);
     assert!(v["message"].as_str().unwrap().contains("rule"), "{v}");
-    let (s, _) = api("POST", &format!("{base}/api/spaces/{id}/tokens"), Some(&fan), Some(json!({"role": "speaker"}))).await;
+    let (s, _) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/tokens"),
+        Some(&fan),
+        Some(json!({"role": "speaker"})),
+    )
+    .await;
     assert_eq!(s, 403, "a listener may not mint tokens");
-    let (s, _) = api("POST", &format!("{base}/api/spaces/{id}/tokens"), Some(&host), Some(json!({"role": "host"}))).await;
+    let (s, _) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/tokens"),
+        Some(&host),
+        Some(json!({"role": "host"})),
+    )
+    .await;
     assert_eq!(s, 403, "only the operator mints hosts");
 
     // Removed: the participant's tokens stop working.
-    let (s, _) = api("POST", &format!("{base}/api/spaces/{id}/stage/remove"), Some(&host), Some(json!({"sub": fan_sub}))).await;
+    let (s, _) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/stage/remove"),
+        Some(&host),
+        Some(json!({"sub": fan_sub})),
+    )
+    .await;
     assert_eq!(s, 204);
     let (s, _) = api("POST", &react, Some(&fan), Some(json!({"emoji": "👏"}))).await;
     assert_eq!(s, 403);
-    let r = reqwest::get(format!("{base}/api/spaces/{id}/events?token={fan}")).await.unwrap();
+    let r = reqwest::get(format!("{base}/api/spaces/{id}/events?token={fan}"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     let (s, _) = api("POST", &join, Some(&fan), None).await;
     assert_eq!(s, 403, "no renewal for a removed participant");
@@ -70,16 +121,39 @@ async fn refusals_are_precise() {
     let (_, j) = api("POST", &join, None, Some(json!({"name": "Troll"}))).await;
     let troll = j["token"].as_str().unwrap().to_owned();
     let troll_sub = j["sub"].as_str().unwrap().to_owned();
-    assert_eq!(api("POST", &react, Some(&troll), Some(json!({"emoji": "🔥"}))).await.0, 204);
-    let (s, _) = api("POST", &format!("{base}/api/spaces/{id}/stage/ban"), Some(&host), Some(json!({"sub": troll_sub}))).await;
+    assert_eq!(
+        api("POST", &react, Some(&troll), Some(json!({"emoji": "🔥"})))
+            .await
+            .0,
+        204
+    );
+    let (s, _) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/stage/ban"),
+        Some(&host),
+        Some(json!({"sub": troll_sub})),
+    )
+    .await;
     assert_eq!(s, 204);
     let (s, _) = api("POST", &join, None, Some(json!({"name": "Troll again"}))).await;
     assert_eq!(s, 403, "address ban on anonymous rejoin");
 
     // Ended: 409.
-    let (s, _) = api("POST", &format!("{base}/api/spaces/{id}/end"), Some(&host), None).await;
+    let (s, _) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/end"),
+        Some(&host),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
-    let (s, _) = api("POST", &format!("{base}/api/spaces/{id}/start"), Some(&host), None).await;
+    let (s, _) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/start"),
+        Some(&host),
+        None,
+    )
+    .await;
     assert_eq!(s, 409);
     let (s, _) = api("POST", &join, None, Some(json!({"name": "Late"}))).await;
     assert_eq!(s, 409);

@@ -141,11 +141,24 @@ pub fn clean_text(field: &str, s: &str, max: usize) -> ApiResult<String> {
 }
 
 /// `GET /healthz`
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    responses((status = 200, description = "The server is up", body = crate::openapi::Health)),
+)]
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
 /// `GET /metrics`
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses((status = 200, description = "Prometheus metrics", body = String,
+        content_type = "text/plain; version=0.0.4")),
+)]
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -154,7 +167,7 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
 }
 
 /// Body of `POST /api/spaces`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CreateSpace {
     pub id: Option<String>,
@@ -177,6 +190,23 @@ fn json_body<T: serde::de::DeserializeOwned + Default>(
 
 /// `POST /api/spaces` (operator): create a live or scheduled space; returns its id and a host
 /// token.
+#[utoipa::path(
+    post,
+    path = "/api/spaces",
+    tag = "spaces",
+    security(("bearer" = [])),
+    request_body(content = Option<CreateSpace>, content_type = "application/json",
+        description = "Optional: without a body the space is live, untitled, with a random id"),
+    responses(
+        (status = 201, description = "Created; `Location` names the space", body = crate::openapi::CreatedSpace,
+            headers(("location" = String, description = "/api/spaces/{id}"))),
+        (status = 400, description = "Invalid body, text or id", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, expired or invalid credentials", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not the operator key", body = crate::openapi::ErrorBody),
+        (status = 409, description = "A space with this id exists", body = crate::openapi::ErrorBody),
+        (status = 500, description = "Starting the space failed", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn create_space(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -226,17 +256,44 @@ pub async fn create_space(
 }
 
 /// `GET /api/spaces`
+#[utoipa::path(
+    get,
+    path = "/api/spaces",
+    tag = "spaces",
+    responses((status = 200, description = "Every space", body = crate::openapi::SpaceList)),
+)]
 pub async fn list_spaces(State(app): State<AppState>) -> impl IntoResponse {
     let list: Vec<_> = app.spaces.all().iter().map(|s| s.summary()).collect();
     Json(json!({ "spaces": list }))
 }
 
 /// `GET /api/spaces/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/spaces/{id}",
+    tag = "spaces",
+    params(("id" = String, Path, description = "Space id")),
+    responses(
+        (status = 200, description = "The space", body = crate::space::Summary),
+        (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn get_space(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(Json(find_space(&app, &id)?.summary()).into_response())
 }
 
 /// `GET /api/spaces/{id}/timeline`: who spoke when (milliseconds into the recording).
+#[utoipa::path(
+    get,
+    path = "/api/spaces/{id}/timeline",
+    tag = "spaces",
+    params(("id" = String, Path, description = "Space id")),
+    responses(
+        (status = 200, description = "Who spoke when", body = crate::openapi::Timeline),
+        (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
+        (status = 500, description = "Reading the timeline failed", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn timeline(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let space = find_space(&app, &id)?;
     let mut rows = {
@@ -254,9 +311,10 @@ pub async fn timeline(State(app): State<AppState>, Path(id): Path<String>) -> Ap
 }
 
 /// Body of `POST /api/spaces/{id}/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintToken {
+    #[schema(value_type = crate::openapi::RoleName)]
     pub role: Role,
     #[serde(default)]
     pub name: Option<String>,
@@ -267,6 +325,22 @@ pub struct MintToken {
 
 /// `POST /api/spaces/{id}/tokens`: mint a role token (the permission table says who may mint
 /// which role: the operator any, the host co-host/speaker/listener).
+#[utoipa::path(
+    post,
+    path = "/api/spaces/{id}/tokens",
+    tag = "spaces",
+    params(("id" = String, Path, description = "Space id")),
+    security(("bearer" = [])),
+    request_body(content = MintToken, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The token", body = crate::openapi::Token),
+        (status = 400, description = "Missing or invalid body, sub or name", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, expired or invalid credentials", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Token of another space, participant removed or banned, or \
+            the permission table refuses this role", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn mint_token(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -304,7 +378,7 @@ pub async fn mint_token(
 }
 
 /// Body of `POST /api/spaces/{id}/join`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Join {
     pub name: Option<String>,
@@ -312,6 +386,24 @@ pub struct Join {
 
 /// `POST /api/spaces/{id}/join`: a short-lived listener token. With a valid token of this space
 /// in `Authorization`, the same participant's token is renewed. Writes nothing to the database.
+#[utoipa::path(
+    post,
+    path = "/api/spaces/{id}/join",
+    tag = "spaces",
+    params(("id" = String, Path, description = "Space id")),
+    security((), ("bearer" = [])),
+    request_body(content = Option<Join>, content_type = "application/json",
+        description = "Optional; ignored when renewing with a token"),
+    responses(
+        (status = 200, description = "A listener token (renewed for the same participant when \
+            a token of this space was sent)", body = crate::openapi::Joined),
+        (status = 400, description = "Invalid body or name, or the operator key was sent", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Expired or invalid token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Token of another space, or participant removed or banned", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The space has ended", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn join(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -380,6 +472,19 @@ pub async fn join(
 
 /// `POST /api/spaces/{id}/presence`: a light beacon that keeps a listener counted (listeners
 /// behind edges never connect to this node otherwise).
+#[utoipa::path(
+    post,
+    path = "/api/spaces/{id}/presence",
+    tag = "spaces",
+    params(("id" = String, Path, description = "Space id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Counted as present"),
+        (status = 401, description = "Missing, expired or invalid credentials", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Token of another space, or participant removed or banned", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn presence(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -393,13 +498,31 @@ pub async fn presence(
 }
 
 /// Body of stage actions that name a participant.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Target {
     pub sub: Option<String>,
 }
 
 /// `POST /api/spaces/{id}/{start|resume|end}`: lifecycle (host or operator).
+#[utoipa::path(
+    post,
+    path = "/api/spaces/{id}/{verb}",
+    tag = "spaces",
+    params(
+        ("id" = String, Path, description = "Space id"),
+        ("verb" = crate::openapi::LifecycleVerb, Path, description = "What to do"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The space after the change", body = crate::space::Summary),
+        (status = 401, description = "Missing, expired or invalid credentials", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not the host or the operator (or removed, banned, another \
+            space's token)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such space, or unknown verb", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Not possible in the space's state (e.g. it has ended)", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn lifecycle(
     State(app): State<AppState>,
     Path((id, verb)): Path<(String, String)>,
@@ -430,6 +553,29 @@ pub async fn lifecycle(
 /// | `audience`, `remove`, `ban` | `{"sub"}` | host, co-host |
 /// | `cohost`, `uncohost` | `{"sub"}` | host |
 /// | `takeover` | – | a co-host, once the host is gone |
+#[utoipa::path(
+    post,
+    path = "/api/spaces/{id}/stage/{action}",
+    tag = "stage",
+    params(
+        ("id" = String, Path, description = "Space id"),
+        ("action" = crate::openapi::StageAction, Path, description = "See the table above"),
+    ),
+    security(("bearer" = [])),
+    request_body(content = Option<Target>, content_type = "application/json",
+        description = "`{\"sub\"}` for actions on another participant; optional otherwise"),
+    responses(
+        (status = 201, description = "`token`: the caller's speaker token", body = crate::openapi::StageToken),
+        (status = 204, description = "Done"),
+        (status = 400, description = "Invalid body, or the action needs a `sub`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, expired or invalid credentials", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Refused by the permission table (or removed, banned, \
+            another space's token)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such space, unknown action, or the target is not \
+            where the action needs it", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The space has ended, or the stage is full", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn stage(
     State(app): State<AppState>,
     Path((id, action)): Path<(String, String)>,
@@ -489,7 +635,7 @@ pub async fn stage(
 }
 
 /// Body of `POST /api/spaces/{id}/reactions`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct React {
     pub emoji: String,
@@ -497,6 +643,24 @@ pub struct React {
 
 /// `POST /api/spaces/{id}/reactions`: one reaction; rate-limited per participant; aggregated
 /// into counts per emoji in the event stream.
+#[utoipa::path(
+    post,
+    path = "/api/spaces/{id}/reactions",
+    tag = "stage",
+    params(("id" = String, Path, description = "Space id")),
+    security(("bearer" = [])),
+    request_body(content = React, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Counted"),
+        (status = 400, description = "Invalid body or unknown emoji", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, expired or invalid credentials", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Refused (or removed, banned, another space's token)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The space has ended", body = crate::openapi::ErrorBody),
+        (status = 429, description = "More than 5 reactions per second", body = crate::openapi::ErrorBody,
+            headers(("retry-after" = String, description = "Seconds: 1"))),
+    ),
+)]
 pub async fn react(
     State(app): State<AppState>,
     Path(id): Path<String>,

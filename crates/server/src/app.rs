@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tribune_room::Role;
@@ -23,7 +23,7 @@ use crate::rtc::mux::Mux;
 use crate::space::{NewSpace, Space, Spaces};
 use crate::store::Store;
 use crate::writer::StoreWriter;
-use crate::{api, batch, events_http, streams, whip};
+use crate::{api, batch, events_http, openapi, streams, whip};
 
 /// State shared by every handler.
 pub struct App {
@@ -135,39 +135,63 @@ impl App {
     }
 }
 
-/// The HTTP routes.
+/// Declares [`ROUTES`] and `routes()` from one table of `METHOD "path" => handler` lines, where
+/// `METHOD` names a [`MethodFilter`] constant.
+macro_rules! route_table {
+    ($($method:ident $path:literal => $handler:expr,)*) => {
+        /// Every route the router registers, as `(METHOD, axum path)`; axum's `{param}` syntax is
+        /// OpenAPI's too. A `GET` also answers `HEAD`.
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path),)*];
+
+        /// The routes of [`ROUTES`] (a path named twice gets one method router with both).
+        fn routes() -> Router<AppState> {
+            Router::new()$(.route($path, on(MethodFilter::$method, $handler)))*
+        }
+    };
+}
+
+// The route table, written once: the router is built from it and [`ROUTES`] is generated from
+// the same lines, so the two cannot disagree. `tests/openapi.rs` checks that every entry is in
+// the OpenAPI document (and every documented route here) and that the router serves it.
+route_table! {
+    GET "/healthz" => api::healthz,
+    GET "/metrics" => api::metrics,
+    GET "/api/openapi.json" => openapi::openapi_json,
+    POST "/api/spaces" => api::create_space,
+    GET "/api/spaces" => api::list_spaces,
+    GET "/api/spaces/{id}" => api::get_space,
+    POST "/api/spaces/{id}/tokens" => api::mint_token,
+    POST "/api/spaces/{id}/join" => api::join,
+    POST "/api/spaces/{id}/presence" => api::presence,
+    POST "/api/spaces/{id}/reactions" => api::react,
+    GET "/api/spaces/{id}/timeline" => api::timeline,
+    GET "/api/spaces/{id}/events" => events_http::events,
+    POST "/api/spaces/{id}/stage/{action}" => api::stage,
+    POST "/api/spaces/{id}/{verb}" => api::lifecycle,
+    POST "/api/spaces/{id}/whip" => whip::post,
+    OPTIONS "/api/spaces/{id}/whip" => whip::options_endpoint,
+    GET "/api/spaces/{id}/whip" => whip::get_empty,
+    DELETE "/api/spaces/{id}/whip/{session}" => whip::delete,
+    OPTIONS "/api/spaces/{id}/whip/{session}" => whip::options_session,
+    PATCH "/api/spaces/{id}/whip/{session}" => whip::patch,
+    GET "/api/spaces/{id}/whip/{session}" => whip::get_empty,
+    GET "/spaces/{id}/live.opus" => streams::live,
+    GET "/spaces/{id}/recording.opus" => streams::recording,
+}
+
+/// The HTTP routes: [`ROUTES`], plus the WHIP resources' answer to any other method (405 with
+/// `Allow`, as RFC 9725 wants).
 pub fn router(app: AppState) -> Router {
     let max_body = app.cfg.max_body;
-    Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/metrics", get(api::metrics))
-        .route("/api/spaces", post(api::create_space).get(api::list_spaces))
-        .route("/api/spaces/{id}", get(api::get_space))
-        .route("/api/spaces/{id}/tokens", post(api::mint_token))
-        .route("/api/spaces/{id}/join", post(api::join))
-        .route("/api/spaces/{id}/presence", post(api::presence))
-        .route("/api/spaces/{id}/reactions", post(api::react))
-        .route("/api/spaces/{id}/timeline", get(api::timeline))
-        .route("/api/spaces/{id}/events", get(events_http::events))
-        .route("/api/spaces/{id}/stage/{action}", post(api::stage))
-        .route("/api/spaces/{id}/{verb}", post(api::lifecycle))
+    routes()
         .route(
             "/api/spaces/{id}/whip",
-            post(whip::post)
-                .options(whip::options_endpoint)
-                .get(whip::get_empty)
-                .fallback(whip::endpoint_not_allowed),
+            MethodRouter::new().fallback(whip::endpoint_not_allowed),
         )
         .route(
             "/api/spaces/{id}/whip/{session}",
-            axum::routing::delete(whip::delete)
-                .options(whip::options_session)
-                .patch(whip::patch)
-                .get(whip::get_empty)
-                .fallback(whip::session_not_allowed),
+            MethodRouter::new().fallback(whip::session_not_allowed),
         )
-        .route("/spaces/{id}/live.opus", get(streams::live))
-        .route("/spaces/{id}/recording.opus", get(streams::recording))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }

@@ -43,6 +43,27 @@ impl Drop for Guard {
 }
 
 /// `GET /api/spaces/{id}/events`
+#[utoipa::path(
+    get,
+    path = "/api/spaces/{id}/events",
+    tag = "events",
+    params(
+        ("id" = String, Path, description = "Space id"),
+        ("token" = Option<String>, Query, description = "The credential, for `EventSource` (or \
+            send `Authorization: Bearer`)"),
+        ("last_event_id" = Option<u64>, Query, description = "Resume after this event id"),
+        ("last-event-id" = Option<u64>, Header, description = "Resume after this event id"),
+    ),
+    security(("token_query" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Server-sent events: a `snapshot` first (or the events \
+            missed since `Last-Event-ID`), then changes; an ended space sends one snapshot",
+            body = String, content_type = "text/event-stream"),
+        (status = 401, description = "Missing, expired or invalid credentials", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Token of another space, or participant removed or banned", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn events(
     State(app): State<AppState>,
     Path(id): Path<String>,

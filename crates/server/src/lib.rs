@@ -15,6 +15,7 @@ pub mod events_http;
 pub mod live;
 pub mod metrics;
 pub mod mixer;
+pub mod openapi;
 pub mod priority;
 pub mod recording;
 pub mod resume;

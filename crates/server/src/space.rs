@@ -100,11 +100,12 @@ pub struct Space {
 }
 
 /// What the API shows of a space.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Summary {
     pub id: String,
     pub title: String,
     pub description: String,
+    #[schema(value_type = crate::openapi::SpaceState)]
     pub state: Lifecycle,
     pub created_at: u64,
     pub starts_at: Option<u64>,
@@ -118,7 +119,7 @@ pub struct Summary {
 }
 
 /// A connected speaker.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SpeakerSummary {
     pub sub: String,
     pub name: String,
@@ -903,6 +904,11 @@ impl Spaces {
         let mut v: Vec<_> = self.map.read().values().cloned().collect();
         v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         v
+    }
+
+    /// Remove a space from this node (it should have ended).
+    pub fn remove(&self, id: &str) -> Option<Arc<Space>> {
+        self.map.write().remove(id)
     }
 
     pub fn contains(&self, id: &str) -> bool {

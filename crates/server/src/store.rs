@@ -199,6 +199,13 @@ impl Store {
         Ok(stmt.query_row([id], space_from_row).optional()?)
     }
 
+    /// Forgets a space and its timeline (the demo replaces its `demo` space this way).
+    pub fn delete_space(&self, id: &str) -> Result<()> {
+        let conn = self.conn.lock();
+        conn.execute("DELETE FROM spaces WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
     /// All stored spaces, newest (by creation time) first.
     pub fn spaces(&self) -> Result<Vec<SpaceRecord>> {
         let conn = self.conn.lock();

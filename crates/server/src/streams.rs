@@ -43,6 +43,20 @@ fn gone(id: &str) -> ApiError {
 }
 
 /// `GET /spaces/{id}/live.opus`
+#[utoipa::path(
+    get,
+    path = "/spaces/{id}/live.opus",
+    operation_id = "live_stream",
+    tag = "audio",
+    params(("id" = String, Path, description = "Space id")),
+    responses(
+        (status = 200, description = "The live mix, an endless Ogg/Opus stream (Icecast-style \
+            `icy-*` headers)", body = Vec<u8>, content_type = "audio/ogg"),
+        (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
+        (status = 410, description = "The space has ended; `Link` names the recording", body = crate::openapi::ErrorBody,
+            headers(("link" = String, description = "<recording>; rel=\"alternate\""))),
+    ),
+)]
 pub async fn live(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let space = crate::api::find_space(&app, &id)?;
     if space.lifecycle() == Lifecycle::Ended {
@@ -115,6 +129,24 @@ pub async fn live(State(app): State<AppState>, Path(id): Path<String>) -> ApiRes
 }
 
 /// `GET /spaces/{id}/recording.opus` — served from disk with `Range` support.
+#[utoipa::path(
+    get,
+    path = "/spaces/{id}/recording.opus",
+    tag = "audio",
+    params(
+        ("id" = String, Path, description = "Space id"),
+        ("range" = Option<String>, Header, description = "Byte range"),
+    ),
+    responses(
+        (status = 200, description = "The recording (still growing while the space is on)",
+            body = Vec<u8>, content_type = "audio/ogg"),
+        (status = 206, description = "Part of the recording", body = Vec<u8>, content_type = "audio/ogg"),
+        (status = 304, description = "Not modified (conditional request)"),
+        (status = 404, description = "No such space, or no recording yet", body = crate::openapi::ErrorBody),
+        (status = 416, description = "Range not satisfiable"),
+        (status = 500, description = "Reading the file failed", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn recording(
     State(app): State<AppState>,
     Path(id): Path<String>,

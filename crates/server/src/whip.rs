@@ -77,16 +77,42 @@ fn preflight(allow: &'static str, accept_post: bool) -> Response {
 }
 
 /// `OPTIONS` on the endpoint (CORS preflight; no credentials needed).
+#[utoipa::path(
+    options,
+    path = "/api/spaces/{id}/whip",
+    operation_id = "whip_options_endpoint",
+    tag = "whip",
+    params(("id" = String, Path, description = "Space id")),
+    responses((status = 200, description = "CORS preflight; `Accept-Post: application/sdp`",
+        headers(("allow" = String), ("accept-post" = String), ("access-control-allow-methods" = String)))),
+)]
 pub async fn options_endpoint() -> Response {
     preflight(ENDPOINT_ALLOW, true)
 }
 
 /// `OPTIONS` on a session.
+#[utoipa::path(
+    options,
+    path = "/api/spaces/{id}/whip/{session}",
+    operation_id = "whip_options_session",
+    tag = "whip",
+    params(("id" = String, Path, description = "Space id"), ("session" = String, Path, description = "WHIP session id (from the `Location` of the POST)")),
+    responses((status = 200, description = "CORS preflight",
+        headers(("allow" = String), ("access-control-allow-methods" = String)))),
+)]
 pub async fn options_session() -> Response {
     preflight(SESSION_ALLOW, false)
 }
 
 /// `GET`/`HEAD` on endpoint or session: 2xx without content (RFC 9725 §4.1).
+#[utoipa::path(
+    get,
+    path = "/api/spaces/{id}/whip",
+    operation_id = "whip_get_endpoint",
+    tag = "whip",
+    params(("id" = String, Path, description = "Space id")),
+    responses((status = 204, description = "No content (RFC 9725 §4.1); CORS headers set")),
+)]
 pub async fn get_empty() -> Response {
     let mut r = StatusCode::NO_CONTENT.into_response();
     cors(r.headers_mut());
@@ -116,6 +142,15 @@ pub async fn session_not_allowed() -> Response {
 }
 
 /// `PATCH` on a session: neither trickle ICE nor ICE restart is supported.
+#[utoipa::path(
+    patch,
+    path = "/api/spaces/{id}/whip/{session}",
+    operation_id = "whip_patch",
+    tag = "whip",
+    params(("id" = String, Path, description = "Space id"), ("session" = String, Path, description = "WHIP session id (from the `Location` of the POST)")),
+    responses((status = 405, description = "Trickle ICE and ICE restarts are not supported",
+        body = crate::openapi::ErrorBody, headers(("allow" = String, description = "OPTIONS, DELETE, GET, HEAD")))),
+)]
 pub async fn patch() -> Response {
     not_allowed(SESSION_ALLOW)
 }
@@ -130,6 +165,35 @@ fn with_cors(r: ApiResult<Response>) -> Response {
 }
 
 /// `POST /api/spaces/{id}/whip`
+#[utoipa::path(
+    post,
+    path = "/api/spaces/{id}/whip",
+    operation_id = "whip_post",
+    tag = "whip",
+    params(("id" = String, Path, description = "Space id")),
+    security(("bearer" = [])),
+    request_body(content = String, content_type = "application/sdp",
+        description = "The SDP offer: `sendonly` (gets `recvonly`) or `sendrecv` (also receives \
+            the mix-minus)"),
+    responses(
+        (status = 201, description = "The SDP answer", body = String, content_type = "application/sdp",
+            headers(
+                ("location" = String, description = "The session: /api/spaces/{id}/whip/{session}"),
+                ("etag" = String, description = "The ICE username fragment, quoted"),
+            )),
+        (status = 400, description = "The offer is not UTF-8, malformed or not acceptable", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, expired or invalid credentials", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Operator key, another space's token, removed or banned, or \
+            not on stage", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The space is not live (scheduled, interrupted or ended)", body = crate::openapi::ErrorBody),
+        (status = 410, description = "The space ended while the offer was being read", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The offer is larger than the body limit", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Content-Type is not application/sdp", body = crate::openapi::ErrorBody,
+            headers(("accept" = String, description = "application/sdp"))),
+        (status = 500, description = "Internal failure", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn post(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -283,6 +347,21 @@ async fn post_inner(
 
 /// `DELETE /api/spaces/{id}/whip/{session}`: by the session's participant, the host, or the
 /// operator.
+#[utoipa::path(
+    delete,
+    path = "/api/spaces/{id}/whip/{session}",
+    operation_id = "whip_delete",
+    tag = "whip",
+    params(("id" = String, Path, description = "Space id"), ("session" = String, Path, description = "WHIP session id (from the `Location` of the POST)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The session is closed"),
+        (status = 401, description = "Missing, expired or invalid credentials", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Neither the session's participant, the host, a co-host nor \
+            the operator", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such space or session", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(app): State<AppState>,
     Path((id, session)): Path<(String, String)>,

@@ -54,7 +54,10 @@ async fn a_slow_event_subscriber_is_dropped_alone() {
     }
     let text = reader.await.unwrap();
     let got = text.matches("event: test").count();
-    assert!(got > LAG_LIMIT + 50, "the fast subscriber got the events ({got})");
+    assert!(
+        got > LAG_LIMIT + 50,
+        "the fast subscriber got the events ({got})"
+    );
 
     // The slow one gets what was queued for it, then its stream ends.
     let mut ended = false;

@@ -21,6 +21,11 @@ pub async fn run(cfg: Config) -> Result<ExitCode> {
     let server = Server::bind(cfg).await.context("binding the server")?;
     let app = server.app.clone();
     let base = format!("http://{}", server.http_addr);
+    // A `demo` space left by an earlier run (same data directory) gives way to a fresh one.
+    if let Some(old) = app.spaces.remove("demo") {
+        old.end();
+        let _ = app.store.delete_space("demo");
+    }
     let created = app
         .create_space(
             Some("demo"),
