@@ -107,6 +107,13 @@ impl Timeline {
         segs
     }
 
+    /// Take the segments closed since the last call (for persisting them as they happen).
+    pub fn take_closed(&mut self) -> Vec<Segment> {
+        let mut segs = std::mem::take(&mut self.closed);
+        segs.sort_by(|a, b| (a.start_ms, &a.sub).cmp(&(b.start_ms, &b.sub)));
+        segs
+    }
+
     /// The recording ended at `t_ms`: close every open segment and return all segments, by start.
     pub fn finish(&mut self, t_ms: u64) -> Vec<Segment> {
         let _ = t_ms; // open segments end at their last loud sample, which is ≤ t_ms

@@ -746,8 +746,14 @@ impl Space {
                 .iter()
                 .map(|l| (l.sub.clone(), l.name.clone(), l.dbfs))
                 .collect();
-            let mut tl = self.timeline.lock();
-            tl.push_levels(t, &rows);
+            let closed = {
+                let mut tl = self.timeline.lock();
+                tl.push_levels(t, &rows);
+                tl.take_closed()
+            };
+            // Closed segments go to the store as they happen: a crash loses at most the open
+            // ones.
+            self.persist_timeline(closed);
         }
         Some(report)
     }
