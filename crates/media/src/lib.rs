@@ -6,6 +6,8 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod fmp4;
+pub mod hls;
 pub mod jitter;
 pub mod mixer;
 pub mod ogg;

@@ -23,7 +23,7 @@ use crate::rtc::mux::Mux;
 use crate::space::{NewSpace, Space, Spaces};
 use crate::store::Store;
 use crate::writer::StoreWriter;
-use crate::{api, batch, events_http, openapi, streams, whip};
+use crate::{api, batch, events_http, hls_http, openapi, streams, whip};
 
 /// State shared by every handler.
 pub struct App {
@@ -177,6 +177,12 @@ route_table! {
     GET "/api/spaces/{id}/whip/{session}" => whip::get_empty,
     GET "/spaces/{id}/live.opus" => streams::live,
     GET "/spaces/{id}/recording.opus" => streams::recording,
+    GET "/spaces/{id}/hls/index.m3u8" => hls_http::index,
+    GET "/spaces/{id}/hls/live.m3u8" => hls_http::live,
+    GET "/spaces/{id}/hls/dvr.m3u8" => hls_http::dvr,
+    GET "/spaces/{id}/hls/init.mp4" => hls_http::init,
+    GET "/spaces/{id}/hls/part/{name}" => hls_http::part,
+    GET "/spaces/{id}/hls/seg/{name}" => hls_http::segment,
 }
 
 /// The HTTP routes: [`ROUTES`], plus the WHIP resources' answer to any other method (405 with

@@ -102,6 +102,14 @@ pub struct Args {
     #[arg(long, env = "TRIBUNE_PRESENCE_WINDOW")]
     pub presence_window: Option<u64>,
 
+    /// LL-HLS part duration, milliseconds (a multiple of 20, 200..=1000). [default: 400]
+    #[arg(long, env = "TRIBUNE_PART_MS")]
+    pub part_ms: Option<u64>,
+
+    /// LL-HLS segment duration, milliseconds (a whole number of parts). [default: 2000]
+    #[arg(long, env = "TRIBUNE_SEGMENT_MS")]
+    pub segment_ms: Option<u64>,
+
     /// Log filter (tracing `EnvFilter` syntax). [default: info]
     #[arg(long, env = "TRIBUNE_LOG")]
     pub log: Option<String>,
@@ -129,6 +137,8 @@ pub struct FileConfig {
     pub host_absence: Option<u64>,
     pub join_ttl: Option<u64>,
     pub presence_window: Option<u64>,
+    pub part_ms: Option<u64>,
+    pub segment_ms: Option<u64>,
     pub log: Option<String>,
 }
 
@@ -171,6 +181,8 @@ pub struct Config {
     pub host_absence: Duration,
     pub join_ttl: Duration,
     pub presence_window: Duration,
+    /// LL-HLS timing (parts and segments).
+    pub hls: tribune_media::hls::Config,
     pub log: String,
 }
 
@@ -278,7 +290,31 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
                 .unwrap_or(120)
                 .max(1),
         ),
+        hls: hls_config(
+            args.part_ms.or(file.part_ms).unwrap_or(400),
+            args.segment_ms.or(file.segment_ms).unwrap_or(2000),
+        )?,
         log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+    })
+}
+
+fn hls_config(part_ms: u64, segment_ms: u64) -> Result<tribune_media::hls::Config, ConfigError> {
+    if !(200..=1000).contains(&part_ms) || !part_ms.is_multiple_of(20) {
+        return Err(ConfigError::Invalid {
+            name: "part_ms",
+            reason: format!("{part_ms} is not a multiple of 20 between 200 and 1000"),
+        });
+    }
+    if segment_ms < part_ms || !segment_ms.is_multiple_of(part_ms) || segment_ms > 10_000 {
+        return Err(ConfigError::Invalid {
+            name: "segment_ms",
+            reason: format!("{segment_ms} is not a whole number of {part_ms} ms parts up to 10 s"),
+        });
+    }
+    Ok(tribune_media::hls::Config {
+        part_target: Duration::from_millis(part_ms),
+        segment_target: Duration::from_millis(segment_ms),
+        ..tribune_media::hls::Config::default()
     })
 }
 

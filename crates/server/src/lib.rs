@@ -12,6 +12,8 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod events_http;
+pub mod hls;
+pub mod hls_http;
 pub mod live;
 pub mod metrics;
 pub mod mixer;

@@ -142,6 +142,8 @@ pub struct Pager {
     /// Set when the space ends: the last page carries end-of-stream.
     pub ending: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
+    /// The LL-HLS packager, fed the same packets.
+    pub hls: Option<crate::hls::Packager>,
 }
 
 /// Start the pager thread: packets from the mixer → pages for listeners (and the recorder, once
@@ -156,6 +158,7 @@ pub fn spawn_pager(space_id: &str, p: Pager) -> std::io::Result<JoinHandle<()>> 
         attach,
         ending,
         metrics,
+        mut hls,
     } = p;
     let page_samples = (page.as_millis() as u64) * 48;
     std::thread::Builder::new()
@@ -168,6 +171,9 @@ pub fn spawn_pager(space_id: &str, p: Pager) -> std::io::Result<JoinHandle<()>> 
             for packet in input.iter() {
                 if let Ok(rec) = attach.try_recv() {
                     recorder = Some(rec);
+                }
+                if let Some(h) = &mut hls {
+                    h.push(packet.clone(), crate::space::now_ms());
                 }
                 writer.push(&packet, FRAME_SAMPLES as u32);
                 if let Some(rec) = &recorder
@@ -187,6 +193,9 @@ pub fn spawn_pager(space_id: &str, p: Pager) -> std::io::Result<JoinHandle<()>> 
                 stream.publish(to_live(p));
             }
             stream.close();
+            if let Some(h) = &mut hls {
+                h.end();
+            }
         })
 }
 
@@ -232,6 +241,7 @@ mod tests {
                 attach,
                 ending: Arc::new(AtomicBool::new(true)),
                 metrics,
+                hls: None,
             },
         )
         .unwrap();

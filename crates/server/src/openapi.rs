@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::{api, events_http, streams, whip};
+use crate::{api, events_http, hls_http, streams, whip};
 
 /// The document.
 #[derive(OpenApi)]
@@ -47,6 +47,12 @@ use crate::{api, events_http, streams, whip};
         whip_session_get,
         streams::live,
         streams::recording,
+        hls_http::index,
+        hls_http::live,
+        hls_http::dvr,
+        hls_http::init,
+        hls_http::part,
+        hls_http::segment,
     ),
     modifiers(&Security),
 )]

@@ -84,6 +84,7 @@ pub struct Space {
     pub live: Arc<LiveStream>,
     pub recording: PathBuf,
     pub events: EventHub,
+    hls: Option<Arc<crate::hls::Hls>>,
     room: Mutex<Room>,
     inner: Mutex<Inner>,
     pub reactions: Mutex<Reactions>,
@@ -274,8 +275,23 @@ impl Space {
             cfg.burst,
             cfg.slow_listener,
         ));
+        let mut hls = None;
         let media = match media {
             Some((handle, levels, attach, packets, attach_rx)) => {
+                let track = tribune_media::fmp4::Track {
+                    channels: 1,
+                    pre_skip,
+                    input_sample_rate: 48_000,
+                    track_id: tribune_media::fmp4::TRACK_ID,
+                };
+                let h = crate::hls::Hls::new(
+                    &track,
+                    cfg.hls,
+                    cfg.bitrate,
+                    cfg.data_dir.join("hls").join(id),
+                );
+                let packager = crate::hls::Packager::new(h.clone())?;
+                hls = Some(h);
                 threads.push(live::spawn_pager(
                     id,
                     live::Pager {
@@ -286,6 +302,7 @@ impl Space {
                         attach: attach_rx,
                         ending: ending.clone(),
                         metrics: metrics.clone(),
+                        hls: Some(packager),
                     },
                 )?);
                 metrics.spaces_live.fetch_add(1, Relaxed);
@@ -311,6 +328,7 @@ impl Space {
             live,
             recording: recording::path(&cfg.data_dir, id),
             events: EventHub::default(),
+            hls,
             room: Mutex::new(room),
             inner: Mutex::new(Inner {
                 sessions: Vec::new(),
@@ -330,6 +348,11 @@ impl Space {
             store,
             cfg: cfg.clone(),
         }))
+    }
+
+    /// The LL-HLS rendition (none for a space restored as ended).
+    pub fn hls(&self) -> Option<Arc<crate::hls::Hls>> {
+        self.hls.clone()
     }
 
     /// The room's lifecycle state.

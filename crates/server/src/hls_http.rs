@@ -1,0 +1,427 @@
+//! `GET /spaces/{id}/hls/…`: the LL-HLS playlists, init section, parts and segments.
+//!
+//! Cache rules, so an HTTP cache or CDN can serve every listener:
+//! - parts, segments and `init.mp4` never change: `public, max-age=31536000, immutable`, with a
+//!   strong `ETag`;
+//! - `live.m3u8` without directives changes every part: `max-age=1`; with `_HLS_msn` it is the
+//!   answer to that exact query and may be cached as such for a while (`max-age=60`); caches key
+//!   on the full URL, query included;
+//! - `dvr.m3u8` changes every segment while live, never once ended.
+//!
+//! A blocking request (`_HLS_msn`/`_HLS_part`, or a part named by the preload hint) is held
+//! until what it asks for exists, for at most three target durations, then answered 503.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+use tribune_media::hls::{Block, Directives, PartId};
+
+use crate::api::find_space;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::hls::{Hls, Lookup};
+
+const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+const MP4: &str = "video/mp4";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+fn hls_of(app: &AppState, id: &str) -> ApiResult<Arc<Hls>> {
+    find_space(app, id)?.hls().ok_or_else(|| {
+        ApiError::not_found(
+            "HLS rendition (spaces restored after a restart keep only their recording)",
+        )
+    })
+}
+
+/// Serve bytes made once, with a strong ETag, `If-None-Match` and single `Range` support.
+pub fn serve_bytes(
+    headers: &HeaderMap,
+    bytes: Bytes,
+    ctype: &'static str,
+    cache: &'static str,
+    etag: &str,
+) -> Response {
+    let etag = format!("\"{etag}\"");
+    let mut resp = if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+            Some(r) => match parse_range(r, bytes.len() as u64) {
+                Some((start, end)) => {
+                    let mut resp = (
+                        StatusCode::PARTIAL_CONTENT,
+                        bytes.slice(start as usize..=end as usize),
+                    )
+                        .into_response();
+                    if let Ok(v) =
+                        HeaderValue::from_str(&format!("bytes {start}-{end}/{}", bytes.len()))
+                    {
+                        resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                    }
+                    resp
+                }
+                None => {
+                    let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", bytes.len())) {
+                        resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                    }
+                    resp
+                }
+            },
+            None => (StatusCode::OK, bytes).into_response(),
+        }
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// One `bytes=` range of a resource of `len` bytes, inclusive; `None` if unsatisfiable or not a
+/// single range.
+pub fn parse_range(value: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || len == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = if a.is_empty() {
+        let suffix: u64 = b.parse().ok()?;
+        if suffix == 0 {
+            return None;
+        }
+        (len.saturating_sub(suffix), len - 1)
+    } else {
+        let start: u64 = a.parse().ok()?;
+        let end = if b.is_empty() {
+            len - 1
+        } else {
+            b.parse::<u64>().ok()?.min(len - 1)
+        };
+        (start, end)
+    };
+    (start <= end && start < len).then_some((start, end))
+}
+
+/// Wait until `ready()` says yes, the rendition changes enough, or the bound passes.
+async fn wait_for(hls: &Hls, mut ready: impl FnMut() -> bool) -> bool {
+    let mut rx = hls.watch();
+    let deadline = tokio::time::Instant::now() + hls.max_block();
+    loop {
+        if ready() {
+            return true;
+        }
+        if hls.is_ended() {
+            return ready();
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return ready(),
+        }
+    }
+}
+
+fn unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "not produced in time; retry",
+    )
+    .with_header(header::RETRY_AFTER, "1")
+}
+
+/// `GET /spaces/{id}/hls/index.m3u8`
+#[utoipa::path(
+    get,
+    path = "/spaces/{id}/hls/index.m3u8",
+    operation_id = "hls_index",
+    tag = "hls",
+    params(("id" = String, Path, description = "Space id")),
+    responses(
+        (status = 200, description = "The multivariant playlist (one Opus variant: live.m3u8)", body = String, content_type = "application/vnd.apple.mpegurl"),
+        (status = 404, description = "No such space, rendition or object", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub async fn index(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let hls = hls_of(&app, &id)?;
+    Ok(serve_bytes(
+        &headers,
+        hls.multivariant.clone(),
+        PLAYLIST,
+        "public, max-age=60",
+        "index",
+    ))
+}
+
+/// `GET /spaces/{id}/hls/init.mp4`
+#[utoipa::path(
+    get,
+    path = "/spaces/{id}/hls/init.mp4",
+    operation_id = "hls_init",
+    tag = "hls",
+    params(("id" = String, Path, description = "Space id")),
+    responses(
+        (status = 200, description = "The fMP4 initialization section", body = Vec<u8>, content_type = "video/mp4"),
+        (status = 404, description = "No such space, rendition or object", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub async fn init(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let hls = hls_of(&app, &id)?;
+    Ok(serve_bytes(
+        &headers,
+        hls.init.clone(),
+        MP4,
+        IMMUTABLE,
+        "init",
+    ))
+}
+
+/// `GET /spaces/{id}/hls/live.m3u8[?_HLS_msn=&_HLS_part=&_HLS_skip=YES]`
+#[utoipa::path(
+    get,
+    path = "/spaces/{id}/hls/live.m3u8",
+    operation_id = "hls_live",
+    tag = "hls",
+    params(("id" = String, Path, description = "Space id"),
+        ("_HLS_msn" = Option<u64>, Query, description = "Block until this segment exists"),
+        ("_HLS_part" = Option<u32>, Query, description = "With _HLS_msn: block until this part exists"),
+        ("_HLS_skip" = Option<String>, Query, description = "YES or v2: a delta update")),
+    responses(
+        (status = 200, description = "The LL-HLS media playlist", body = String, content_type = "application/vnd.apple.mpegurl"),
+        (status = 400, description = "Invalid delivery directive, or one too far ahead", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Not produced within three target durations", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such space, rendition or object", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub async fn live(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let hls = hls_of(&app, &id)?;
+    let d = Directives::parse(q.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let cache = if let Some(msn) = d.msn {
+        match hls.block(msn, d.part) {
+            Block::TooFar => {
+                return Err(ApiError::bad_request(format!(
+                    "_HLS_msn={msn} is further ahead than the playlist allows"
+                )));
+            }
+            Block::Ready => {}
+            Block::Wait => {
+                let ok = wait_for(&hls, || !matches!(hls.block(msn, d.part), Block::Wait)).await;
+                if !ok {
+                    return Err(unavailable());
+                }
+            }
+        }
+        "public, max-age=60"
+    } else {
+        "public, max-age=1"
+    };
+    let p = hls.playlists();
+    let body = if d.skip { p.live_skip } else { p.live };
+    let etag = format!("{:x}", fxhash(&body));
+    Ok(serve_bytes(&headers, body, PLAYLIST, cache, &etag))
+}
+
+/// `GET /spaces/{id}/hls/dvr.m3u8`: every segment since the start; the replay once ended.
+#[utoipa::path(
+    get,
+    path = "/spaces/{id}/hls/dvr.m3u8",
+    operation_id = "hls_dvr",
+    tag = "hls",
+    params(("id" = String, Path, description = "Space id")),
+    responses(
+        (status = 200, description = "Every segment since the start (EVENT; VOD with ENDLIST once ended)", body = String, content_type = "application/vnd.apple.mpegurl"),
+        (status = 404, description = "No such space, rendition or object", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub async fn dvr(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let hls = hls_of(&app, &id)?;
+    let body = hls.playlists().dvr;
+    let cache = if hls.is_ended() {
+        "public, max-age=86400"
+    } else {
+        "public, max-age=1"
+    };
+    let etag = format!("{:x}", fxhash(&body));
+    Ok(serve_bytes(&headers, body, PLAYLIST, cache, &etag))
+}
+
+/// `GET /spaces/{id}/hls/part/{msn}.{part}.m4s`
+#[utoipa::path(
+    get,
+    path = "/spaces/{id}/hls/part/{name}",
+    operation_id = "hls_part",
+    tag = "hls",
+    params(("id" = String, Path, description = "Space id"),
+        ("name" = String, Path, description = "`{msn}.{part}.m4s`")),
+    responses(
+        (status = 200, description = "A part (one CMAF fragment); a hinted part is held until it exists", body = Vec<u8>, content_type = "video/mp4"),
+        (status = 206, description = "A byte range of it", body = Vec<u8>, content_type = "video/mp4"),
+        (status = 503, description = "Not produced in time", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such space, rendition or object", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub async fn part(
+    State(app): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let hls = hls_of(&app, &id)?;
+    let (msn, part) = name
+        .strip_suffix(".m4s")
+        .and_then(|s| s.split_once('.'))
+        .and_then(|(m, p)| Some((m.parse::<u64>().ok()?, p.parse::<u32>().ok()?)))
+        .ok_or_else(|| ApiError::not_found("part"))?;
+    let pid = PartId { msn, part };
+    let mut found = None;
+    let ready = wait_for(&hls, || match hls.part(pid) {
+        Lookup::Ready(b) => {
+            found = Some(b);
+            true
+        }
+        Lookup::Wait => false,
+        _ => true,
+    })
+    .await;
+    match found {
+        Some(b) => Ok(serve_bytes(
+            &headers,
+            b,
+            MP4,
+            IMMUTABLE,
+            &format!("p{msn}.{part}"),
+        )),
+        None if ready => Err(ApiError::not_found("part")),
+        None => Err(unavailable()),
+    }
+}
+
+/// `GET /spaces/{id}/hls/seg/{msn}.m4s`
+#[utoipa::path(
+    get,
+    path = "/spaces/{id}/hls/seg/{name}",
+    operation_id = "hls_segment",
+    tag = "hls",
+    params(("id" = String, Path, description = "Space id"),
+        ("name" = String, Path, description = "`{msn}.m4s`")),
+    responses(
+        (status = 200, description = "A segment (its parts, in order)", body = Vec<u8>, content_type = "video/mp4"),
+        (status = 206, description = "A byte range of it", body = Vec<u8>, content_type = "video/mp4"),
+        (status = 503, description = "Not produced in time", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such space, rendition or object", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub async fn segment(
+    State(app): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let hls = hls_of(&app, &id)?;
+    let msn = name
+        .strip_suffix(".m4s")
+        .and_then(|m| m.parse::<u64>().ok())
+        .ok_or_else(|| ApiError::not_found("segment"))?;
+    let mut found = None;
+    let ready = wait_for(&hls, || match hls.segment(msn) {
+        Lookup::Wait => false,
+        other => {
+            found = Some(other);
+            true
+        }
+    })
+    .await;
+    match found {
+        Some(Lookup::Ready(b)) => Ok(serve_bytes(&headers, b, MP4, IMMUTABLE, &format!("s{msn}"))),
+        Some(Lookup::Disk(path)) => {
+            let resp = ServeFile::new(path)
+                .oneshot(req)
+                .await
+                .map_err(ApiError::internal)?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Err(ApiError::not_found("segment"));
+            }
+            let mut resp = resp.map(Body::new).into_response();
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(MP4));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            Ok(resp)
+        }
+        _ if ready => Err(ApiError::not_found("segment")),
+        _ => Err(unavailable()),
+    }
+}
+
+/// A small, stable content hash for playlist ETags (FNV-1a).
+fn fxhash(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-3", 10), Some((0, 3)));
+        assert_eq!(parse_range("bytes=5-", 10), Some((5, 9)));
+        assert_eq!(parse_range("bytes=-4", 10), Some((6, 9)));
+        assert_eq!(parse_range("bytes=8-100", 10), Some((8, 9)));
+        assert_eq!(parse_range("bytes=10-", 10), None);
+        assert_eq!(parse_range("bytes=3-2", 10), None);
+        assert_eq!(parse_range("bytes=0-1,3-4", 10), None);
+        assert_eq!(parse_range("items=0-1", 10), None);
+    }
+
+    proptest! {
+        #[test]
+        fn never_out_of_bounds(s in "\\PC{0,40}", len in 0u64..10_000) {
+            if let Some((a, b)) = parse_range(&s, len) {
+                prop_assert!(a <= b && b < len);
+            }
+        }
+    }
+}
