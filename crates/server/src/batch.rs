@@ -30,12 +30,27 @@ pub async fn run(space: Arc<Space>) {
             return;
         }
         let host_present = space.host_present();
-        if let Some(levels) = space.housekeeping(now_ms(), host_present) {
+        let levels = space.housekeeping(now_ms(), host_present);
+        if let Some(levels) = &levels {
             space
                 .events
                 .publish("levels", &json!({ "type": "levels", "levels": levels }));
         }
         let count = space.listener_count();
+        // The same indicators travel inside the media (ID3 in emsg, on the next HLS part), so a
+        // listener behind an edge gets them without asking the origin.
+        if let Some(hls) = space.hls() {
+            let stage: Vec<_> = space
+                .summary()
+                .speakers
+                .into_iter()
+                .map(|s| json!({ "sub": s.sub, "name": s.name }))
+                .collect();
+            hls.set_meta(
+                json!({ "levels": levels.unwrap_or_default(), "stage": stage, "listeners": count })
+                    .to_string(),
+            );
+        }
         if count != last_count {
             last_count = count;
             space

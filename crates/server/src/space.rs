@@ -756,7 +756,7 @@ impl Space {
                             .map(|s| LevelView {
                                 sub: s.sub.clone(),
                                 name: s.name.clone(),
-                                dbfs: (db * 10.0).round() / 10.0,
+                                dbfs: (f64::from(db) * 10.0).round() / 10.0,
                             })
                     })
                     .collect::<Vec<_>>()
@@ -767,7 +767,7 @@ impl Space {
             let t = self.rec_ms();
             let rows: Vec<(String, String, f32)> = report
                 .iter()
-                .map(|l| (l.sub.clone(), l.name.clone(), l.dbfs))
+                .map(|l| (l.sub.clone(), l.name.clone(), l.dbfs as f32))
                 .collect();
             let closed = {
                 let mut tl = self.timeline.lock();
@@ -872,7 +872,7 @@ impl SessionEntry {
 pub struct LevelView {
     pub sub: String,
     pub name: String,
-    pub dbfs: f32,
+    pub dbfs: f64,
 }
 
 /// The SSE event name of a room event (its `type`).
