@@ -46,7 +46,7 @@ fn hinted(p: &MediaPlaylist) -> (u64, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ll_hls_live_and_replay() {
-    let server = ServerProc::start("hls", &[]);
+    let mut server = ServerProc::start("hls", &[]);
     let base = server.base.clone();
     let t0 = Instant::now();
     let (id, host) = create_space(&base, "hls").await;
@@ -180,4 +180,35 @@ async fn ll_hls_live_and_replay() {
         "replay decodes to {decoded:.2} s, space {spoken:.2} s"
     );
     assert!(tone_present(&pcm, 440.0));
+
+    // After a restart, the replay is served from disk.
+    let pid = server.child.id() as libc::pid_t;
+    // SAFETY: sending a signal to our own child process.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    assert!(server.child.wait().unwrap().success());
+    let server = ServerProc::start_in(dir.clone(), &[]);
+    let hls = format!("{}/spaces/{id}/hls", server.base);
+    let again = playlist(&format!("{hls}/dvr.m3u8")).await;
+    assert!(again.endlist);
+    assert_eq!(again.segments.len(), dvr.segments.len());
+    let out = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-i",
+            &format!("{hls}/index.m3u8"),
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

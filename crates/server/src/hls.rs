@@ -205,7 +205,18 @@ impl Hls {
             self.close_segment(&mut s, msn, disk);
         }
         s.playlists = render(&s.rendition);
+        // The replay outlives the process: its playlists and init section go to disk with the
+        // segments, and a restarted server serves them from there.
+        let files = [
+            ("dvr.m3u8", s.playlists.dvr.clone()),
+            ("live.m3u8", s.playlists.live.clone()),
+            ("index.m3u8", self.multivariant.clone()),
+            ("init.mp4", self.init.clone()),
+        ];
         drop(s);
+        for (name, bytes) in files {
+            let _ = disk.send((self.dir.join(name), bytes));
+        }
         self.changed.send_modify(|n| *n += 1);
     }
 
@@ -237,6 +248,7 @@ pub struct Packager {
     decode_time: u64,
     part_pdt_ms: u64,
     disk: Sender<(PathBuf, Bytes)>,
+    disk_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Packager {
@@ -244,7 +256,7 @@ impl Packager {
     pub fn new(hls: Arc<Hls>) -> std::io::Result<Packager> {
         std::fs::create_dir_all(&hls.dir)?;
         let (disk, rx) = crossbeam_channel::bounded::<(PathBuf, Bytes)>(64);
-        std::thread::Builder::new()
+        let disk_thread = std::thread::Builder::new()
             .name("hls-disk".into())
             .spawn(move || {
                 for (path, bytes) in rx.iter() {
@@ -262,6 +274,7 @@ impl Packager {
             decode_time: 0,
             part_pdt_ms: 0,
             disk,
+            disk_thread: Some(disk_thread),
         })
     }
 
@@ -316,5 +329,12 @@ impl Packager {
     pub fn end(&mut self) {
         self.flush();
         self.hls.end(&self.disk);
+        // Wait until the replay is on disk: the pager thread is joined at shutdown, so a stopped
+        // server leaves a complete replay behind.
+        let (closed, _) = crossbeam_channel::bounded(0);
+        drop(std::mem::replace(&mut self.disk, closed));
+        if let Some(t) = self.disk_thread.take() {
+            let _ = t.join();
+        }
     }
 }

@@ -31,12 +31,59 @@ const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const MP4: &str = "video/mp4";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-fn hls_of(app: &AppState, id: &str) -> ApiResult<Arc<Hls>> {
-    find_space(app, id)?.hls().ok_or_else(|| {
-        ApiError::not_found(
-            "HLS rendition (spaces restored after a restart keep only their recording)",
-        )
+/// The live rendition, or, for a space restored after a restart, the directory its replay was
+/// written to when it ended.
+enum Source {
+    Live(Arc<Hls>),
+    Disk(std::path::PathBuf),
+}
+
+fn source(app: &AppState, id: &str) -> ApiResult<Source> {
+    let space = find_space(app, id)?;
+    Ok(match space.hls() {
+        Some(h) => Source::Live(h),
+        None => Source::Disk(app.cfg.data_dir.join("hls").join(&space.id)),
     })
+}
+
+fn hls_of(app: &AppState, id: &str) -> ApiResult<Arc<Hls>> {
+    match source(app, id)? {
+        Source::Live(h) => Ok(h),
+        Source::Disk(_) => Err(ApiError::not_found("live rendition (the space has ended)")),
+    }
+}
+
+/// Serve a file of an ended space's stored replay.
+async fn stored(
+    dir: std::path::PathBuf,
+    name: &str,
+    ctype: &'static str,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    if name.contains('/') || name.contains("..") {
+        return Err(ApiError::not_found("file"));
+    }
+    let resp = ServeFile::new(dir.join(name))
+        .oneshot(req)
+        .await
+        .map_err(ApiError::internal)?;
+    if resp.status() == StatusCode::NOT_FOUND {
+        return Err(ApiError::not_found("replay file"));
+    }
+    let mut resp = resp.map(Body::new).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    let cache = if ctype == PLAYLIST {
+        "public, max-age=86400"
+    } else {
+        IMMUTABLE
+    };
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    Ok(resp)
 }
 
 /// Serve bytes made once, with a strong ETag, `If-None-Match` and single `Range` support.
@@ -165,8 +212,12 @@ pub async fn index(
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    req: axum::extract::Request,
 ) -> ApiResult<Response> {
-    let hls = hls_of(&app, &id)?;
+    let hls = match source(&app, &id)? {
+        Source::Live(h) => h,
+        Source::Disk(dir) => return stored(dir, "index.m3u8", PLAYLIST, req).await,
+    };
     Ok(serve_bytes(
         &headers,
         hls.multivariant.clone(),
@@ -192,8 +243,12 @@ pub async fn init(
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    req: axum::extract::Request,
 ) -> ApiResult<Response> {
-    let hls = hls_of(&app, &id)?;
+    let hls = match source(&app, &id)? {
+        Source::Live(h) => h,
+        Source::Disk(dir) => return stored(dir, "init.mp4", MP4, req).await,
+    };
     Ok(serve_bytes(
         &headers,
         hls.init.clone(),
@@ -225,8 +280,12 @@ pub async fn live(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
+    req: axum::extract::Request,
 ) -> ApiResult<Response> {
-    let hls = hls_of(&app, &id)?;
+    let hls = match source(&app, &id)? {
+        Source::Live(h) => h,
+        Source::Disk(dir) => return stored(dir, "live.m3u8", PLAYLIST, req).await,
+    };
     let d = Directives::parse(q.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let cache = if let Some(msn) = d.msn {
@@ -270,8 +329,12 @@ pub async fn dvr(
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    req: axum::extract::Request,
 ) -> ApiResult<Response> {
-    let hls = hls_of(&app, &id)?;
+    let hls = match source(&app, &id)? {
+        Source::Live(h) => h,
+        Source::Disk(dir) => return stored(dir, "dvr.m3u8", PLAYLIST, req).await,
+    };
     let body = hls.playlists().dvr;
     let cache = if hls.is_ended() {
         "public, max-age=86400"
@@ -353,7 +416,10 @@ pub async fn segment(
     headers: HeaderMap,
     req: axum::extract::Request,
 ) -> ApiResult<Response> {
-    let hls = hls_of(&app, &id)?;
+    let hls = match source(&app, &id)? {
+        Source::Live(h) => h,
+        Source::Disk(dir) => return stored(dir, &name, MP4, req).await,
+    };
     let msn = name
         .strip_suffix(".m4s")
         .and_then(|m| m.parse::<u64>().ok())
