@@ -5,7 +5,11 @@ set -euo pipefail
 
 need=(cmake pkg-config)            # cmake builds the bundled libopus
 if [[ "${1:-build}" == test ]]; then
-  need+=(ffmpeg)                   # ffmpeg/ffprobe decode what the tests record
+  need+=(ffmpeg nginx)             # ffmpeg/ffprobe decode what the tests record; nginx is the edge
+  need+=(chromium)                 # the headless browser of tests/browser (hls.js, MSE)
+  # node and npm run tests/browser; a NodeSource nodejs (which bundles npm) counts as present.
+  command -v node >/dev/null || need+=(nodejs)
+  command -v npm >/dev/null || need+=(npm)
 fi
 
 missing=()
@@ -18,4 +22,9 @@ if ((${#missing[@]})); then
   [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [[ "${1:-build}" == test ]]; then
+  # playwright-core (tests/browser) needs node 20 or later; Debian 12's nodejs is 18.
+  major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  ((major >= 20)) || echo "warning: node $(node --version 2>/dev/null || echo missing) is older than 20; tests/browser needs 20+" >&2
 fi

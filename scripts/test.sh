@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit, property and end-to-end tests (real processes,
-# ffmpeg). Installs the system packages it needs.
+# ffmpeg, headless Chromium). Installs the system packages it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/packages.sh test
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# A real browser (headless Chromium + hls.js, MSE, low-latency mode) plays a space's LL-HLS.
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+TRIBUNE_BIN=$PWD/target/debug/tribune node tests/browser/hls_browser.mjs
