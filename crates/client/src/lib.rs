@@ -6,11 +6,14 @@
 //!   back (tribune's mix-minus) to a WAV file.
 //! - [`listen`] reads an Ogg/Opus HTTP stream, checks its framing (page sequence, granule
 //!   positions, CRCs, Opus headers) and decodes it.
+//! - [`hls`] follows an LL-HLS (or plain HLS) media playlist like a player and checks what it
+//!   fetched: playlist rules, media-sequence continuity.
 //! - [`tones`] tells whether a test tone is audible in decoded audio, for end-to-end tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod error;
+pub mod hls;
 pub mod listen;
 pub mod speak;
 pub mod tones;
