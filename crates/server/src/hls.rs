@@ -28,12 +28,15 @@ pub struct Playlists {
     pub live: Bytes,
     pub live_skip: Bytes,
     pub dvr: Bytes,
+    /// When they were rendered (Unix ms), for `Last-Modified`.
+    pub updated_ms: u64,
 }
 
 struct State {
     rendition: Rendition,
-    parts: BTreeMap<PartId, Bytes>,
-    segments: BTreeMap<u64, Bytes>,
+    /// Parts and segments with the time they were made (Unix ms).
+    parts: BTreeMap<PartId, (Bytes, u64)>,
+    segments: BTreeMap<u64, (Bytes, u64)>,
     playlists: Playlists,
 }
 
@@ -46,6 +49,8 @@ pub struct Hls {
     pub init: Bytes,
     /// The multivariant playlist (`index.m3u8`).
     pub multivariant: Bytes,
+    /// When the rendition began (Unix ms): `Last-Modified` of `init.mp4` and `index.m3u8`.
+    pub born_ms: u64,
     /// Directory of the segments on disk (`<data>/hls/<space>`).
     pub dir: PathBuf,
     /// Timed metadata for the next part (JSON), set by the space's housekeeping.
@@ -55,7 +60,8 @@ pub struct Hls {
 
 /// Where a request stands.
 pub enum Lookup {
-    Ready(Bytes),
+    /// The bytes and when they were made (Unix ms).
+    Ready(Bytes, u64),
     /// Not there yet, but close enough to the live edge to wait for.
     Wait,
     /// Served from disk.
@@ -81,6 +87,7 @@ impl Hls {
             changed,
             init: Bytes::from(fmp4::init_segment(track)),
             multivariant: Bytes::from(hls::multivariant(bandwidth)),
+            born_ms: crate::space::now_ms(),
             dir,
             meta: Mutex::new(None),
             cfg,
@@ -115,8 +122,8 @@ impl Hls {
     /// A part by id.
     pub fn part(&self, p: PartId) -> Lookup {
         let s = self.state.lock();
-        if let Some(b) = s.parts.get(&p) {
-            return Lookup::Ready(b.clone());
+        if let Some((b, t)) = s.parts.get(&p) {
+            return Lookup::Ready(b.clone(), *t);
         }
         let next = s.rendition.next_part();
         // The preload hint names the next part; the one after it may be asked early too.
@@ -129,8 +136,8 @@ impl Hls {
     /// A segment by media sequence number.
     pub fn segment(&self, msn: u64) -> Lookup {
         let s = self.state.lock();
-        if let Some(b) = s.segments.get(&msn) {
-            return Lookup::Ready(b.clone());
+        if let Some((b, t)) = s.segments.get(&msn) {
+            return Lookup::Ready(b.clone(), *t);
         }
         if s.rendition.has_segment(msn) {
             return Lookup::Disk(self.segment_path(msn));
@@ -156,7 +163,7 @@ impl Hls {
     ) {
         let mut s = self.state.lock();
         let id = s.rendition.push_part(duration, pdt_ms);
-        s.parts.insert(id, bytes);
+        s.parts.insert(id, (bytes, crate::space::now_ms()));
         // A segment closed when the next part starts a new one: it is its parts, in order.
         if s.rendition.next_part().part == 0 && s.rendition.has_segment(id.msn) {
             self.close_segment(&mut s, id.msn, disk);
@@ -169,7 +176,7 @@ impl Hls {
 
     fn close_segment(&self, s: &mut State, msn: u64, disk: &Sender<(PathBuf, Bytes)>) {
         let mut seg = Vec::new();
-        for (_, b) in s.parts.range(
+        for (_, (b, _)) in s.parts.range(
             PartId { msn, part: 0 }..PartId {
                 msn: msn + 1,
                 part: 0,
@@ -179,7 +186,7 @@ impl Hls {
         }
         let seg = Bytes::from(seg);
         let _ = disk.try_send((self.segment_path(msn), seg.clone()));
-        s.segments.insert(msn, seg);
+        s.segments.insert(msn, (seg, crate::space::now_ms()));
     }
 
     fn prune(&self, s: &mut State) {
@@ -236,6 +243,7 @@ fn render(r: &Rendition) -> Playlists {
         live: Bytes::from(r.live_playlist(false)),
         live_skip: Bytes::from(r.live_playlist(true)),
         dvr: Bytes::from(r.dvr_playlist()),
+        updated_ms: crate::space::now_ms(),
     }
 }
 

@@ -86,19 +86,29 @@ async fn stored(
     Ok(resp)
 }
 
-/// Serve bytes made once, with a strong ETag, `If-None-Match` and single `Range` support.
+/// Serve bytes made once (at `modified_ms`, Unix ms), with a strong `ETag`, `Last-Modified`,
+/// conditional requests (`If-None-Match`, else `If-Modified-Since`) and single `Range` support.
 pub fn serve_bytes(
     headers: &HeaderMap,
     bytes: Bytes,
     ctype: &'static str,
     cache: &'static str,
     etag: &str,
+    modified_ms: u64,
 ) -> Response {
     let etag = format!("\"{etag}\"");
-    let mut resp = if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    let modified = std::time::UNIX_EPOCH + std::time::Duration::from_secs(modified_ms / 1000);
+    let not_modified_since = headers.get(header::IF_NONE_MATCH).is_none()
+        && headers
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .is_some_and(|since| modified <= since);
+    let mut resp = if not_modified_since
+        || headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -138,6 +148,9 @@ pub fn serve_bytes(
     );
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
+        h.insert(header::LAST_MODIFIED, v);
     }
     resp
 }
@@ -224,6 +237,7 @@ pub async fn index(
         PLAYLIST,
         "public, max-age=60",
         "index",
+        hls.born_ms,
     ))
 }
 
@@ -255,6 +269,7 @@ pub async fn init(
         MP4,
         IMMUTABLE,
         "init",
+        hls.born_ms,
     ))
 }
 
@@ -308,9 +323,10 @@ pub async fn live(
         "public, max-age=1"
     };
     let p = hls.playlists();
+    let updated = p.updated_ms;
     let body = if d.skip { p.live_skip } else { p.live };
     let etag = format!("{:x}", fxhash(&body));
-    Ok(serve_bytes(&headers, body, PLAYLIST, cache, &etag))
+    Ok(serve_bytes(&headers, body, PLAYLIST, cache, &etag, updated))
 }
 
 /// `GET /spaces/{id}/hls/dvr.m3u8`: every segment since the start; the replay once ended.
@@ -335,14 +351,15 @@ pub async fn dvr(
         Source::Live(h) => h,
         Source::Disk(dir) => return stored(dir, "dvr.m3u8", PLAYLIST, req).await,
     };
-    let body = hls.playlists().dvr;
+    let p = hls.playlists();
+    let (body, updated) = (p.dvr, p.updated_ms);
     let cache = if hls.is_ended() {
         "public, max-age=86400"
     } else {
         "public, max-age=1"
     };
     let etag = format!("{:x}", fxhash(&body));
-    Ok(serve_bytes(&headers, body, PLAYLIST, cache, &etag))
+    Ok(serve_bytes(&headers, body, PLAYLIST, cache, &etag, updated))
 }
 
 /// `GET /spaces/{id}/hls/part/{msn}.{part}.m4s`
@@ -374,8 +391,8 @@ pub async fn part(
     let pid = PartId { msn, part };
     let mut found = None;
     let ready = wait_for(&hls, || match hls.part(pid) {
-        Lookup::Ready(b) => {
-            found = Some(b);
+        Lookup::Ready(b, t) => {
+            found = Some((b, t));
             true
         }
         Lookup::Wait => false,
@@ -383,12 +400,13 @@ pub async fn part(
     })
     .await;
     match found {
-        Some(b) => Ok(serve_bytes(
+        Some((b, t)) => Ok(serve_bytes(
             &headers,
             b,
             MP4,
             IMMUTABLE,
             &format!("p{msn}.{part}"),
+            t,
         )),
         None if ready => Err(ApiError::not_found("part")),
         None => Err(unavailable()),
@@ -434,7 +452,14 @@ pub async fn segment(
     })
     .await;
     match found {
-        Some(Lookup::Ready(b)) => Ok(serve_bytes(&headers, b, MP4, IMMUTABLE, &format!("s{msn}"))),
+        Some(Lookup::Ready(b, t)) => Ok(serve_bytes(
+            &headers,
+            b,
+            MP4,
+            IMMUTABLE,
+            &format!("s{msn}"),
+            t,
+        )),
         Some(Lookup::Disk(path)) => {
             let resp = ServeFile::new(path)
                 .oneshot(req)
