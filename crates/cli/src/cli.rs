@@ -10,6 +10,14 @@ use clap::{Parser, Subcommand};
 use tribune_client::{listen, speak};
 use tribune_server::{Args, Config, Server};
 
+/// Print a line to stdout, ignoring a closed pipe (`tribune listen … | head` must not panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod demo;
 
 /// tribune: live audio rooms that start on time and stay on air.
@@ -161,12 +169,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 async fn serve(cfg: Config, print_key: bool) -> Result<ExitCode> {
     let key = cfg.admin_key.clone();
     let server = Server::bind(cfg).await.context("binding the server")?;
-    println!(
+    say!(
         "tribune listening on http://{} (media on udp {})",
         server.http_addr, server.udp_addr
     );
     if print_key {
-        println!("operator key: {key}");
+        say!("operator key: {key}");
     }
     server.serve(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
@@ -199,7 +207,7 @@ async fn speak_cmd(a: SpeakArgs) -> Result<ExitCode> {
         loop_wav: a.r#loop,
     };
     let report = speak::run(opts, ctrl_c()).await?;
-    println!(
+    say!(
         "sent {} packets, received {} packets ({} lost), session {}",
         report.sent_packets, report.received_packets, report.lost_packets, report.session_url
     );
@@ -213,7 +221,7 @@ async fn listen_cmd(a: ListenArgs) -> Result<ExitCode> {
         out: a.out,
     };
     let r = listen::run(opts, ctrl_c()).await?;
-    println!(
+    say!(
         "{}",
         serde_json::json!({
             "status": r.status,

@@ -63,15 +63,15 @@ pub async fn run(cfg: Config) -> Result<ExitCode> {
         tokio::spawn(keep_speaking(opts, name));
     }
 
-    println!("listen: {live}");
-    println!("ffplay: ffplay -nodisp {live}");
-    println!("mpv: mpv {live}");
-    println!("curl: curl -sN {live} -o demo-live.opus");
-    println!("recording: {base}/spaces/{id}/recording.opus");
-    println!("space: {base}/api/spaces/{id}");
-    println!("operator key: {key}");
-    println!("speaker token: {guest_token}");
-    println!("speak: tribune speak --whip {whip} --token {guest_token} --tone 550");
+    say!("listen: {live}");
+    say!("ffplay: ffplay -nodisp {live}");
+    say!("mpv: mpv {live}");
+    say!("curl: curl -sN {live} -o demo-live.opus");
+    say!("recording: {base}/spaces/{id}/recording.opus");
+    say!("space: {base}/api/spaces/{id}");
+    say!("operator key: {key}");
+    say!("speaker token: {guest_token}");
+    say!("speak: tribune speak --whip {whip} --token {guest_token} --tone 550");
     server_task.await??;
     Ok(ExitCode::SUCCESS)
 }
