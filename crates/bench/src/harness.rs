@@ -105,6 +105,11 @@ impl Server {
         })
     }
 
+    /// The server's data dir.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -195,6 +200,42 @@ impl Server {
             .spawn()
             .context("starting tribune speak")?;
         Ok(Guard(child))
+    }
+
+    /// Starts `tribune speak` for `space` with `extra` arguments (the source and duration), its
+    /// stderr (the logs) piped to the caller.
+    pub async fn speak_with(
+        &self,
+        space: &Space,
+        name: &str,
+        extra: &[String],
+    ) -> Result<(Guard, std::process::ChildStderr)> {
+        let path = format!("/api/spaces/{}/tokens", space.id);
+        let v = self
+            .post(
+                &path,
+                &space.host_token,
+                json!({ "role": "speaker", "name": name }),
+            )
+            .await?;
+        let token = v["token"]
+            .as_str()
+            .with_context(|| format!("token in {v}"))?;
+        let mut child = Command::new(&self.bin)
+            .args([
+                "speak",
+                "--whip",
+                &format!("{}/api/spaces/{}/whip", self.base, space.id),
+            ])
+            .args(["--token", token])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting tribune speak")?;
+        let stderr = child.stderr.take().context("speak stderr")?;
+        Ok((Guard(child), stderr))
     }
 
     /// All metrics from `/metrics`, by name (samples without labels only).

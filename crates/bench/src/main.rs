@@ -4,6 +4,8 @@
 //! - `mixer`: CPU per 20 ms tick of the mixer core, in process, on injected time.
 //! - `events`: server CPU per event delivered and memory per event-stream (SSE) subscriber.
 //! - `late-ticks`: whether a flood of control-plane requests delays the mixer.
+//! - `hls-serve`: LL-HLS parts and segments served per server CPU-second, tribune vs nginx.
+//! - `glass`: glass-to-glass latency from a speaker to an HLS listener (LL-HLS and ffmpeg).
 //!
 //! The network benchmarks start real `tribune` processes on loopback and stop everything they
 //! started by themselves: every phase is bounded in time, and every child is killed on drop.
@@ -11,7 +13,9 @@
 
 mod events;
 mod fanout;
+mod glass;
 mod harness;
+mod hls_serve;
 mod late_ticks;
 mod mixer;
 mod net;
@@ -41,6 +45,10 @@ enum Command {
     Events(events::Args),
     /// Mixer late ticks while the HTTP API is hammered.
     LateTicks(late_ticks::Args),
+    /// LL-HLS parts and segments per server CPU-second, tribune vs nginx on the same files.
+    HlsServe(hls_serve::Args),
+    /// Glass-to-glass latency from a speaker to an HLS listener.
+    Glass(glass::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +70,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Events(args) => runtime(args.client_threads)?.block_on(events::run(args, nofile)),
         Command::Mixer(args) => mixer::run(args),
         Command::LateTicks(args) => runtime(args.client_threads)?.block_on(late_ticks::run(args)),
+        Command::HlsServe(args) => runtime(args.client_threads)?.block_on(hls_serve::run(args)),
+        Command::Glass(args) => runtime(2)?.block_on(glass::run(args)),
     }
 }
 
