@@ -24,7 +24,8 @@ pub async fn run(cfg: Config) -> Result<ExitCode> {
     // A `demo` space left by an earlier run (same data directory) gives way to a fresh one.
     if let Some(old) = app.spaces.remove("demo") {
         old.end();
-        let _ = app.store.delete_space("demo");
+        // Through the writer, so it lands after the old space's last writes.
+        app.writer.run(|s| s.delete_space("demo"));
     }
     let created = app
         .create_space(
