@@ -171,7 +171,8 @@ async fn serve(cfg: Config, print_key: bool) -> Result<ExitCode> {
     let server = Server::bind(cfg).await.context("binding the server")?;
     say!(
         "tribune listening on http://{} (media on udp {})",
-        server.http_addr, server.udp_addr
+        server.http_addr,
+        server.udp_addr
     );
     if print_key {
         say!("operator key: {key}");
@@ -209,7 +210,10 @@ async fn speak_cmd(a: SpeakArgs) -> Result<ExitCode> {
     let report = speak::run(opts, ctrl_c()).await?;
     say!(
         "sent {} packets, received {} packets ({} lost), session {}",
-        report.sent_packets, report.received_packets, report.lost_packets, report.session_url
+        report.sent_packets,
+        report.received_packets,
+        report.lost_packets,
+        report.session_url
     );
     Ok(ExitCode::SUCCESS)
 }

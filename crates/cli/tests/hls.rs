@@ -106,9 +106,19 @@ async fn ll_hls_live_and_replay() {
         // Conditional: the same ETag gets 304; a Range gets 206.
         let c = reqwest::Client::new();
         let url = format!("{hls}/part/{msn}.{part}.m4s");
-        let r = c.get(&url).header("if-none-match", h["etag"].clone()).send().await.unwrap();
+        let r = c
+            .get(&url)
+            .header("if-none-match", h["etag"].clone())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 304);
-        let r = c.get(&url).header("range", "bytes=0-7").send().await.unwrap();
+        let r = c
+            .get(&url)
+            .header("range", "bytes=0-7")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 206);
         assert_eq!(r.bytes().await.unwrap().len(), 8);
         let next = playlist(&format!("{hls}/live.m3u8?_HLS_msn={msn}&_HLS_part={part}")).await;
