@@ -68,6 +68,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode> {
     say!("ffplay: ffplay -nodisp {live}");
     say!("mpv: mpv {live}");
     say!("curl: curl -sN {live} -o demo-live.opus");
+    say!("hls: ffplay -nodisp {base}/spaces/{id}/hls/index.m3u8");
     say!("recording: {base}/spaces/{id}/recording.opus");
     say!("space: {base}/api/spaces/{id}");
     say!("operator key: {key}");
