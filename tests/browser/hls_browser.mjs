@@ -13,7 +13,8 @@
 //
 // Passes when: the tone is detected; at least one metadata sample carries parseable JSON with a
 // speaker level; the page made blocking playlist reloads (`_HLS_msn=`) and fetched parts
-// (`/part/`), as seen by Playwright's page.on('request') — so plain HLS cannot pass.
+// (`/part/`), as seen by Playwright's page.on('request') and by the server's own counters
+// (`tribune_hls_blocking_reloads_total`, `tribune_hls_parts_total` at /metrics) — so plain HLS cannot pass.
 // Everything started is stopped; the whole run is bounded (DEADLINE_MS, default 90 s).
 //
 // Environment:
@@ -415,6 +416,12 @@ async function main() {
   }
   if (seen.blocking < 1) problems.push('no blocking playlist reload (_HLS_msn=) requested');
   if (seen.parts < 1) problems.push('no part (/part/) requested');
+  // The server's side of the same story: its counters of blocking reloads and parts served.
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  const metric = (name) => Number((metrics.match(new RegExp(`^${name} (\\d+)$`, 'm')) || [])[1] || 0);
+  const served = { blocking: metric('tribune_hls_blocking_reloads_total'), parts: metric('tribune_hls_parts_total') };
+  if (served.blocking < 1) problems.push('the server served no blocking reload (tribune_hls_blocking_reloads_total)');
+  if (served.parts < 1) problems.push('the server served no part (tribune_hls_parts_total)');
   if (problems.length) {
     const detail = {
       requests: seen,

@@ -12,6 +12,7 @@
 //! until what it asks for exists, for at most three target durations, then answered 503.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -322,6 +323,10 @@ pub async fn live(
     } else {
         "public, max-age=1"
     };
+    app.metrics.hls_playlists.fetch_add(1, Relaxed);
+    if d.msn.is_some() {
+        app.metrics.hls_blocking_reloads.fetch_add(1, Relaxed);
+    }
     let p = hls.playlists();
     let updated = p.updated_ms;
     let body = if d.skip { p.live_skip } else { p.live };
@@ -400,14 +405,17 @@ pub async fn part(
     })
     .await;
     match found {
-        Some((b, t)) => Ok(serve_bytes(
-            &headers,
-            b,
-            MP4,
-            IMMUTABLE,
-            &format!("p{msn}.{part}"),
-            t,
-        )),
+        Some((b, t)) => {
+            app.metrics.hls_parts.fetch_add(1, Relaxed);
+            Ok(serve_bytes(
+                &headers,
+                b,
+                MP4,
+                IMMUTABLE,
+                &format!("p{msn}.{part}"),
+                t,
+            ))
+        }
         None if ready => Err(ApiError::not_found("part")),
         None => Err(unavailable()),
     }
@@ -452,14 +460,10 @@ pub async fn segment(
     })
     .await;
     match found {
-        Some(Lookup::Ready(b, t)) => Ok(serve_bytes(
-            &headers,
-            b,
-            MP4,
-            IMMUTABLE,
-            &format!("s{msn}"),
-            t,
-        )),
+        Some(Lookup::Ready(b, t)) => Ok({
+            app.metrics.hls_segments.fetch_add(1, Relaxed);
+            serve_bytes(&headers, b, MP4, IMMUTABLE, &format!("s{msn}"), t)
+        }),
         Some(Lookup::Disk(path)) => {
             let resp = ServeFile::new(path)
                 .oneshot(req)

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub events_dropped_slow: AtomicU64,
     pub joins: AtomicU64,
     pub reactions: AtomicU64,
+    pub hls_playlists: AtomicU64,
+    pub hls_blocking_reloads: AtomicU64,
+    pub hls_parts: AtomicU64,
+    pub hls_segments: AtomicU64,
 }
 
 impl Metrics {
@@ -183,6 +187,30 @@ impl Metrics {
             "counter",
             "Reactions accepted.",
             c(&self.reactions),
+        );
+        put(
+            "hls_playlists_total",
+            "counter",
+            "LL-HLS media playlists served.",
+            c(&self.hls_playlists),
+        );
+        put(
+            "hls_blocking_reloads_total",
+            "counter",
+            "LL-HLS playlist requests with _HLS_msn (blocking reloads).",
+            c(&self.hls_blocking_reloads),
+        );
+        put(
+            "hls_parts_total",
+            "counter",
+            "LL-HLS parts served.",
+            c(&self.hls_parts),
+        );
+        put(
+            "hls_segments_total",
+            "counter",
+            "LL-HLS segments served.",
+            c(&self.hls_segments),
         );
         out
     }
