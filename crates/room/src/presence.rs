@@ -96,7 +96,9 @@ mod tests {
         }
         let est = p.estimate(12_000) as f64;
         let err = (est - n as f64).abs() / n as f64;
-        assert!(err < 0.03, "estimate {est} for {n}: error {err}");
+        // 0.8 % standard error with random hash keys: 5 % is more than six standard errors, so
+        // this never fails by chance (a 3 % bound would, about once in 5,000 runs).
+        assert!(err < 0.05, "estimate {est} for {n}: error {err}");
     }
 
     #[test]
