@@ -88,7 +88,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hundred_thousand_within_three_percent() {
+    fn hundred_thousand_within_five_percent() {
         let mut p = Presence::new(60_000);
         let n = 100_000u64;
         for i in 0..n {
