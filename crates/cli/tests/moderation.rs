@@ -37,6 +37,24 @@ async fn refusals_are_precise() {
     )
     .await;
     assert_eq!(s, 400, "unknown fields are refused");
+    // Malformed JSON and a wrong content type get the same JSON error shape as every refusal.
+    let c = reqwest::Client::new();
+    for (ctype, body, status) in [
+        ("application/json", "{\"title\": ", 400),
+        ("text/plain", "{}", 415),
+    ] {
+        let r = c
+            .post(&spaces)
+            .bearer_auth(ADMIN_KEY)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        let v: serde_json::Value = r.json().await.expect("a JSON error body");
+        assert!(v["error"].is_string() && v["message"].is_string(), "{v}");
+    }
     let (id, host) = create_space(&base, "moderation").await;
     let join = format!("{base}/api/spaces/{id}/join");
     let (s, _) = api("POST", &join, None, Some(json!({"name": "bad\nname"}))).await;

@@ -21,6 +21,7 @@ use tribune_room::{Actor, Command, EMOJI, Lifecycle, Refusal, Role};
 
 use crate::app::{AppState, CreateError};
 use crate::auth::{Claims, TokenError, key_matches, random_id};
+use crate::body::OptJson;
 use crate::error::{ApiError, ApiResult};
 use crate::space::{Space, unix_now};
 
@@ -178,11 +179,9 @@ pub struct CreateSpace {
     pub starts_at: Option<u64>,
 }
 
-fn json_body<T: serde::de::DeserializeOwned + Default>(
-    body: Option<Json<serde_json::Value>>,
-) -> ApiResult<T> {
-    match body {
-        Some(Json(v)) => serde_json::from_value(v)
+fn json_body<T: serde::de::DeserializeOwned + Default>(body: OptJson) -> ApiResult<T> {
+    match body.0 {
+        Some(v) => serde_json::from_value(v)
             .map_err(|e| ApiError::bad_request(format!("invalid body: {e}"))),
         None => Ok(T::default()),
     }
@@ -210,7 +209,7 @@ fn json_body<T: serde::de::DeserializeOwned + Default>(
 pub async fn create_space(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Option<Json<serde_json::Value>>,
+    body: OptJson,
 ) -> ApiResult<Response> {
     if !matches!(authenticate(&app, &headers)?, Caller::Operator) {
         return Err(ApiError::forbidden(
@@ -345,11 +344,11 @@ pub async fn mint_token(
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Option<Json<serde_json::Value>>,
+    body: OptJson,
 ) -> ApiResult<Response> {
     let space = find_space(&app, &id)?;
     let caller = caller_in(&app, &headers, &space)?;
-    let Some(Json(v)) = body else {
+    let Some(v) = body.0 else {
         return Err(ApiError::bad_request(
             "send a JSON body: {\"role\": \"speaker\", \"name\": \"…\"}",
         ));
@@ -409,7 +408,7 @@ pub async fn join(
     Path(id): Path<String>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Option<Json<serde_json::Value>>,
+    body: OptJson,
 ) -> ApiResult<Response> {
     let space = find_space(&app, &id)?;
     if space.lifecycle() == Lifecycle::Ended {
@@ -581,7 +580,7 @@ pub async fn stage(
     Path((id, action)): Path<(String, String)>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Option<Json<serde_json::Value>>,
+    body: OptJson,
 ) -> ApiResult<Response> {
     let space = find_space(&app, &id)?;
     let caller = caller_in(&app, &headers, &space)?;
@@ -665,7 +664,7 @@ pub async fn react(
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Option<Json<serde_json::Value>>,
+    body: OptJson,
 ) -> ApiResult<Response> {
     let space = find_space(&app, &id)?;
     let caller = caller_in(&app, &headers, &space)?;

@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod batch;
+pub mod body;
 pub mod config;
 pub mod error;
 pub mod events;
