@@ -40,12 +40,8 @@ pub async fn run(space: Arc<Space>) {
         // The same indicators travel inside the media (ID3 in emsg, on the next HLS part), so a
         // listener behind an edge gets them without asking the origin.
         if let Some(hls) = space.hls() {
-            let stage: Vec<_> = space
-                .summary()
-                .speakers
-                .into_iter()
-                .map(|s| json!({ "sub": s.sub, "name": s.name }))
-                .collect();
+            // Only the stage, not the whole summary: its listener count was just estimated.
+            let stage = space.speakers();
             hls.set_meta(
                 json!({ "levels": levels.unwrap_or_default(), "stage": stage, "listeners": count })
                     .to_string(),

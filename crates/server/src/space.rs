@@ -43,6 +43,7 @@ use crate::writer::StoreWriter;
 const MAX_ADDRS: usize = 10_000;
 
 /// A WHIP session of a participant.
+#[derive(Clone)]
 pub struct SessionEntry {
     pub session_id: String,
     pub sub: String,
@@ -580,7 +581,7 @@ impl Space {
             if muted && let Some(m) = &inner.media {
                 m.mixer.control(Control::Mute(entry.speaker, true));
             }
-            inner.sessions.push(entry.clone_meta());
+            inner.sessions.push(entry.clone());
         }
         let out = self
             .room
@@ -674,14 +675,9 @@ impl Space {
         })
     }
 
-    /// The API view of this space.
-    pub fn summary(&self) -> Summary {
-        let (state, host) = {
-            let room = self.room.lock();
-            (room.lifecycle(), room.host().map(str::to_owned))
-        };
-        let speakers = self
-            .inner
+    /// The participants connected on stage now.
+    pub fn speakers(&self) -> Vec<SpeakerSummary> {
+        self.inner
             .lock()
             .sessions
             .iter()
@@ -689,7 +685,16 @@ impl Space {
                 sub: s.sub.clone(),
                 name: s.name.clone(),
             })
-            .collect();
+            .collect()
+    }
+
+    /// The API view of this space.
+    pub fn summary(&self) -> Summary {
+        let (state, host) = {
+            let room = self.room.lock();
+            (room.lifecycle(), room.host().map(str::to_owned))
+        };
+        let speakers = self.speakers();
         Summary {
             id: self.id.clone(),
             title: self.title.clone(),
@@ -852,18 +857,6 @@ impl Space {
     /// The configuration this space runs with.
     pub fn config(&self) -> &Config {
         &self.cfg
-    }
-}
-
-impl SessionEntry {
-    fn clone_meta(&self) -> SessionEntry {
-        SessionEntry {
-            session_id: self.session_id.clone(),
-            sub: self.sub.clone(),
-            name: self.name.clone(),
-            speaker: self.speaker,
-            close: self.close.clone(),
-        }
     }
 }
 
