@@ -10,3 +10,6 @@ cargo test --workspace
 # A real browser (headless Chromium + hls.js, MSE, low-latency mode) plays a space's LL-HLS.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 TRIBUNE_BIN=$PWD/target/debug/tribune node tests/browser/hls_browser.mjs
+# The web app end to end: host, guest and listener in three headless Chromium processes with fake
+# microphones, in a private network namespace (screenshots in target/browser-artifacts/webapp).
+TRIBUNE_BIN=$PWD/target/debug/tribune tests/browser/run_webapp.sh

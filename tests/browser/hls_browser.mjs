@@ -24,129 +24,37 @@
 //   DEADLINE_MS   hard limit for the whole run (default 90000)
 //   VERBOSE=1     echo tribune's stderr and the page's console
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
-import http from 'node:http';
-import os from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  CHROMIUM_BIN,
+  TRIBUNE_BIN,
+  VERBOSE,
+  cleanupAll,
+  guard,
+  here,
+  launchChromium,
+  sleep,
+  startChild,
+  startPageServer as startLoopbackPageServer,
+  startServer as startTribune,
+} from './lib.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const env = process.env;
-const TRIBUNE_BIN = env.TRIBUNE_BIN
-  ? path.resolve(process.cwd(), env.TRIBUNE_BIN)
-  : path.resolve(here, '../../target/debug/tribune');
-const CHROMIUM_BIN = env.CHROMIUM_BIN || '/usr/bin/chromium';
 const DEADLINE_MS = Number(env.DEADLINE_MS || 90000);
-const VERBOSE = env.VERBOSE === '1';
 const TONE_HZ = 440;
 const WARMUP_MS = 3000; // the speaker publishes this long before the page opens
 const PLAY_TIMEOUT_MS = 35000; // the page's limit for tone + metadata + LL-HLS requests
 const ADMIN_KEY = 'k';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Cleanup on exit, error, signal or deadline: lib.mjs (cleanupAll, guard).
+guard('hls browser', DEADLINE_MS);
 
 // ---------------------------------------------------------------------------------------------
-// Cleanup: everything started is registered here and undone on exit, error, signal or deadline.
-
-const cleanups = [];
-let cleaning = null;
-function cleanupAll() {
-  if (!cleaning) {
-    cleaning = (async () => {
-      while (cleanups.length) {
-        const f = cleanups.pop();
-        try {
-          await f();
-        } catch (e) {
-          if (VERBOSE) console.error('cleanup:', e?.message ?? e);
-        }
-      }
-    })();
-  }
-  return cleaning;
-}
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, async () => {
-    console.error(`hls browser: ${sig}, stopping`);
-    await cleanupAll();
-    process.exit(130);
-  });
-}
-const deadline = setTimeout(async () => {
-  console.error(`hls browser: FAIL: deadline of ${DEADLINE_MS} ms reached`);
-  await cleanupAll();
-  process.exit(3);
-}, DEADLINE_MS);
-deadline.unref();
-
-// ---------------------------------------------------------------------------------------------
-// Child processes
-
-// Spawns a child that is stopped (SIGINT, then SIGKILL after 3 s) at cleanup.
-function startChild(name, args) {
-  const child = spawn(TRIBUNE_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let exited = null;
-  const exitP = new Promise((r) =>
-    child.once('exit', (code, sig) => {
-      exited = { code, sig };
-      r(exited);
-    }),
-  );
-  child.once('error', (e) => {
-    exited = exited || { code: null, sig: null, error: e.message };
-  });
-  let stderrTail = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d) => {
-    stderrTail = (stderrTail + d).slice(-4000);
-    if (VERBOSE) process.stderr.write(`[${name}] ${d}`);
-  });
-  const stop = async () => {
-    if (exited) return;
-    child.kill('SIGINT');
-    const t = await Promise.race([exitP, sleep(3000).then(() => null)]);
-    if (!t && !exited) {
-      child.kill('SIGKILL');
-      await exitP;
-    }
-  };
-  cleanups.push(stop);
-  return { child, exitP, stop, exited: () => exited, stderrTail: () => stderrTail };
-}
+// Child processes (lib.mjs): tribune serve with a fresh data dir, on loopback.
 
 async function startServer() {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tribune-hls-browser-'));
-  cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-  const srv = startChild('serve', [
-    'serve', '--listen', '127.0.0.1:0', '--udp', '127.0.0.1:0',
-    '--admin-key', ADMIN_KEY, '--data-dir', dataDir, '--log', 'info',
-  ]);
-  // First stdout line: "tribune listening on http://ADDR (media on udp ADDR)".
-  const base = await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(
-      () => reject(new Error(`tribune serve printed no listen line in 15 s; stderr:\n${srv.stderrTail()}`)),
-      15000,
-    );
-    srv.child.stdout.setEncoding('utf8');
-    srv.child.stdout.on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      const m = out.slice(0, nl).match(/^tribune listening on (http:\/\/\S+) \(media on udp \S+\)$/);
-      if (m) resolve(m[1].replace(/\/$/, ''));
-      else reject(new Error(`unexpected first line from tribune serve: ${out.slice(0, nl)}`));
-    });
-    srv.exitP.then(({ code, sig }) => {
-      clearTimeout(timer);
-      reject(new Error(`tribune serve exited (code ${code}, signal ${sig}) before listening; stderr:\n${srv.stderrTail()}`));
-    });
-  });
-  const host = new URL(base).hostname;
-  if (host !== '127.0.0.1') throw new Error(`not loopback: ${base}`);
+  const { base, srv } = await startTribune({ adminKey: ADMIN_KEY, prefix: 'tribune-hls-browser-' });
   return { base, srv };
 }
 
@@ -305,45 +213,16 @@ window.runTest = async function (src, opts) {
 </body></html>`;
 
 async function startPageServer() {
-  const server = http.createServer((req, res) => {
-    if (req.url === '/' || req.url === '/index.html') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-      res.end(PAGE);
-    } else if (req.url === '/hls.min.js') {
-      res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
-      res.end(readFileSync(HLS_JS));
-    } else if (req.url === '/favicon.ico') {
-      res.writeHead(204).end();
-    } else {
-      res.writeHead(404).end();
-    }
+  return startLoopbackPageServer({
+    '/': { type: 'text/html; charset=utf-8', body: PAGE },
+    '/index.html': { type: 'text/html; charset=utf-8', body: PAGE },
+    '/hls.min.js': { type: 'text/javascript; charset=utf-8', file: HLS_JS },
   });
-  await new Promise((r, j) => server.listen(0, '127.0.0.1', r).once('error', j));
-  cleanups.push(() => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }));
-  return `http://127.0.0.1:${server.address().port}/`;
 }
 
+// Headless Chromium with audio output (lib.mjs), no fake devices.
 async function launchBrowser() {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM_BIN,
-    // Headless through --headless=new: Playwright's own headless mode would add --mute-audio.
-    headless: false,
-    ignoreDefaultArgs: ['--mute-audio'],
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
-    timeout: 30000,
-  });
-  cleanups.push(() => browser.close());
-  return browser;
+  return launchChromium(null);
 }
 
 // ---------------------------------------------------------------------------------------------

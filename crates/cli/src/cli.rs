@@ -174,6 +174,9 @@ async fn serve(cfg: Config, print_key: bool) -> Result<ExitCode> {
         server.http_addr,
         server.udp_addr
     );
+    if let Some(tls) = server.tls_addr {
+        say!("tribune listening on https://{tls}");
+    }
     if print_key {
         say!("operator key: {key}");
     }

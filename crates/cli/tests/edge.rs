@@ -9,8 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -20,91 +19,24 @@ const LISTENERS: usize = 500;
 const LISTEN: Duration = Duration::from_secs(30);
 /// Origin fetches allowed per part or segment URL, whichever the number of listeners.
 const MAX_ORIGIN_FETCHES: u64 = 3;
-const NGINX: &str = "/usr/sbin/nginx";
-
-/// nginx as a child process (`daemon off`, master and workers); stopped on drop.
-struct Nginx {
-    child: Child,
-    prefix: PathBuf,
-}
-
-impl Nginx {
-    fn start(origin: &str) -> (Nginx, String) {
-        let prefix = temp_dir("edge");
-        let cache = prefix.join("cache");
-        std::fs::create_dir_all(&cache).unwrap();
-        // An ephemeral port: bind 0, read it, release it for nginx.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let template = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/nginx/edge.conf"),
-        )
-        .expect("deploy/nginx/edge.conf");
-        // As root the workers run as root (they write the cache in our temp dir); as anyone
-        // else nginx ignores `user` and runs as us.
-        // Debian's default is fine for a real edge; here the hard limit may be lower.
-        let nofile = nofile_limit();
-        let conf = template
-            .replace(
-                "worker_rlimit_nofile 65536;",
-                &format!("worker_rlimit_nofile {nofile};"),
-            )
-            .replace("@USER@", "root")
-            .replace("@PORT@", &format!("127.0.0.1:{port}"))
-            .replace("@ORIGIN@", origin)
-            .replace("@CACHE@", cache.to_str().unwrap())
-            .replace("@PREFIX@", prefix.to_str().unwrap());
-        assert!(!conf.contains('@'), "a token left unsubstituted");
-        let conf_path = prefix.join("edge.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new(NGINX)
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-p")
-            .arg(&prefix)
-            .arg("-e")
-            .arg(prefix.join("error.log"))
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("nginx is installed (scripts/packages.sh test)");
-        (Nginx { child, prefix }, format!("http://127.0.0.1:{port}"))
-    }
-
-    fn access_log(&self) -> String {
-        std::fs::read_to_string(self.prefix.join("access.log")).unwrap_or_default()
-    }
-
-    /// Graceful stop (the master flushes the log buffers and ends its workers), then SIGKILL.
-    fn stop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGQUIT) };
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // SAFETY: as above; SIGTERM makes the master end its workers before it exits.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        std::thread::sleep(Duration::from_secs(1));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// The edge: `deploy/nginx/edge.conf` in front of `origin`; returns it and its base URL.
+fn start_edge(origin: &str) -> (Nginx, String) {
+    let prefix = temp_dir("edge");
+    let cache = prefix.join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    // Debian's default is fine for a real edge; here the hard limit may be lower.
+    let nofile = format!("worker_rlimit_nofile {};", nofile_limit());
+    let nginx = Nginx::start(
+        "edge.conf",
+        prefix,
+        &[
+            ("worker_rlimit_nofile 65536;", &nofile),
+            ("@ORIGIN@", origin),
+            ("@CACHE@", cache.to_str().unwrap()),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{}", nginx.port);
+    (nginx, base)
 }
 
 /// The hard limit on open files (what nginx's workers may raise theirs to).
@@ -180,7 +112,7 @@ async fn five_hundred_listeners_behind_nginx() {
     wait_speakers(&base, 1).await;
 
     let origin = base.trim_start_matches("http://").to_owned();
-    let (mut nginx, edge) = Nginx::start(&origin);
+    let (mut nginx, edge) = start_edge(&origin);
     let live = format!("{edge}/spaces/{id}/hls/live.m3u8");
     assert!(
         eventually(Duration::from_secs(10), async || {

@@ -89,6 +89,13 @@ async fn refusals_are_precise() {
     let (s, r) = api("POST", &join, Some(&fan), None).await;
     assert_eq!(s, 200);
     assert_eq!(r["sub"], fan_sub.as_str());
+    // … and may take a new display name on the way (same participant), but not a bad one.
+    let (s, r) = api("POST", &join, Some(&fan), Some(json!({"name": "Fan Two"}))).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["sub"], fan_sub.as_str());
+    assert_eq!(r["name"], "Fan Two");
+    let (s, _) = api("POST", &join, Some(&fan), Some(json!({"name": "a\u{7}b"}))).await;
+    assert_eq!(s, 400);
 
     // Only the host or a co-host moderates; 403 names the rule.
     let (s, v) = api(

@@ -119,4 +119,8 @@ pub enum Command {
     React,
     /// Open the event stream.
     Subscribe,
+    /// A speaker or co-host steps down to the audience (its sessions close).
+    LeaveStage,
+    /// See who in the audience was recently active (to invite them on stage).
+    ListAudience,
 }

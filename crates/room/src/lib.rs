@@ -11,9 +11,11 @@
 //! - [`timeline`]: who spoke when, from audio levels, for the replay page.
 //! - [`presence`]: a constant-memory count of distinct listeners seen in a window (HyperLogLog).
 //! - [`reactions`]: the emoji set and per-interval counts.
+//! - [`audience`]: a bounded set of recently active participants (whom a host can invite).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audience;
 mod command;
 mod config;
 mod event;
@@ -25,6 +27,7 @@ mod role;
 mod room;
 pub mod timeline;
 
+pub use audience::Audience;
 pub use command::{Actor, Command};
 pub use config::Config;
 pub use event::{Effect, Event, Outcome, ParticipantView, Snapshot};

@@ -37,6 +37,8 @@
 //! | `host.takeover` | | ✓ | | | |
 //! | `react` | ✓ | ✓ | ✓ | ✓ | |
 //! | `subscribe` | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | `audience.list` | ✓ | ✓ | | | ✓ |
+//! | `stage.leave` | | ✓ | ✓ | | |
 //! | `token.mint.host` | | | | | ✓ |
 //! | `token.mint.cohost` | ✓ | | | | ✓ |
 //! | `token.mint.speaker` | ✓ | | | | ✓ |
@@ -105,6 +107,10 @@ pub enum Action {
     React,
     /// [`Command::Subscribe`].
     Subscribe,
+    /// [`Command::ListAudience`].
+    ListAudience,
+    /// [`Command::LeaveStage`].
+    LeaveStage,
     /// Mint a token of this role for the space (`POST /api/spaces/{id}/tokens`).
     MintToken(Role),
 }
@@ -137,6 +143,8 @@ impl Action {
             Command::TakeOverHost => Action::TakeOverHost,
             Command::React => Action::React,
             Command::Subscribe => Action::Subscribe,
+            Command::ListAudience => Action::ListAudience,
+            Command::LeaveStage => Action::LeaveStage,
         }
     }
 }
@@ -161,6 +169,7 @@ const MODS: &[Role] = &[H, C];
 const STAGE: &[Role] = &[H, C, S];
 const AUDIENCE: &[Role] = &[L];
 const COHOST: &[Role] = &[C];
+const STEP_DOWN: &[Role] = &[C, S];
 const ALL: &[Role] = &[H, C, S, L];
 const NOBODY: &[Role] = &[];
 
@@ -271,6 +280,18 @@ pub const PERMISSIONS: &[Rule] = &[
     rule(Action::TakeOverHost, COHOST, false, "host.takeover: cohost"),
     rule(Action::React, ALL, false, "react: participant"),
     rule(Action::Subscribe, ALL, true, "subscribe: participant"),
+    rule(
+        Action::LeaveStage,
+        STEP_DOWN,
+        false,
+        "stage.leave: speaker or cohost (the host ends the space instead)",
+    ),
+    rule(
+        Action::ListAudience,
+        MODS,
+        true,
+        "audience.list: host or cohost",
+    ),
     rule(
         Action::MintToken(H),
         NOBODY,

@@ -207,7 +207,9 @@ impl Room {
             self.current_role(&actor.sub, actor.token_role)?
         };
         check(action, role, actor.operator)?;
-        if self.lifecycle == Lifecycle::Ended && action != Action::Subscribe {
+        if self.lifecycle == Lifecycle::Ended
+            && !matches!(action, Action::Subscribe | Action::ListAudience)
+        {
             return Err(Refusal::conflict("space has ended"));
         }
         if !actor.operator {
@@ -250,7 +252,9 @@ impl Room {
             Command::Invite { target } => self.invite(&target, out),
             Command::AcceptInvite => self.accept_invite(actor, out),
             Command::DeclineInvite => self.decline_invite(&actor.sub, out),
-            Command::StageToken | Command::React | Command::Subscribe => Ok(()),
+            Command::StageToken | Command::React | Command::Subscribe | Command::ListAudience => {
+                Ok(())
+            }
             Command::Publish => match self.lifecycle {
                 Lifecycle::Live => Ok(()),
                 _ => Err(Refusal::conflict("space is not live")),
@@ -270,6 +274,7 @@ impl Room {
             Command::NameCohost { target } => self.name_cohost(&target, out),
             Command::RevokeCohost { target } => self.revoke_cohost(&target, out),
             Command::TakeOverHost => self.take_over_host(&actor.sub, now_ms, out),
+            Command::LeaveStage => self.leave_stage(&actor.sub, now_ms, out),
         }
     }
 

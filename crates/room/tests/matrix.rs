@@ -33,6 +33,8 @@ const EXPECTED: &[(&str, [bool; 5])] = &[
     ("TakeOverHost",   [false, true,  false, false, false]),
     ("React",          [true,  true,  true,  true,  false]),
     ("Subscribe",      [true,  true,  true,  true,  true ]),
+    ("ListAudience",   [true,  true,  false, false, true ]),
+    ("LeaveStage",     [false, true,  true,  false, false]),
 ];
 
 fn command(name: &str) -> Command {
@@ -62,6 +64,8 @@ fn command(name: &str) -> Command {
         "TakeOverHost" => Command::TakeOverHost,
         "React" => Command::React,
         "Subscribe" => Command::Subscribe,
+        "ListAudience" => Command::ListAudience,
+        "LeaveStage" => Command::LeaveStage,
         other => panic!("unknown command {other}"),
     }
 }
@@ -128,7 +132,7 @@ fn every_command_by_every_role() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 24 * 5);
+    assert_eq!(checked, 26 * 5);
 }
 
 /// The name of a command in `EXPECTED`. The match is exhaustive: a new `Command` variant does
@@ -159,6 +163,8 @@ fn name_of(cmd: &Command) -> &'static str {
         Command::TakeOverHost => "TakeOverHost",
         Command::React => "React",
         Command::Subscribe => "Subscribe",
+        Command::ListAudience => "ListAudience",
+        Command::LeaveStage => "LeaveStage",
     }
 }
 
@@ -169,7 +175,7 @@ fn the_table_covers_every_command_once() {
         assert_eq!(name_of(&command(n)), *n);
         assert!(!names[i + 1..].contains(n), "{n} twice");
     }
-    assert_eq!(names.len(), 24);
+    assert_eq!(names.len(), 26);
 }
 
 /// Moderation acting on a target of each role: host / cohost / operator actors.

@@ -37,7 +37,7 @@ fn role() -> impl Strategy<Value = Role> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        8 => (0..SUBS.len(), role(), prop::bool::weighted(0.1), 0u8..24, 0..SUBS.len())
+        8 => (0..SUBS.len(), role(), prop::bool::weighted(0.1), 0u8..26, 0..SUBS.len())
             .prop_map(|(actor, token, operator, cmd, target)| Op::Apply { actor, token, operator, cmd, target }),
         2 => (0..SUBS.len()).prop_map(Op::SessionStarted),
         2 => (0..SUBS.len()).prop_map(Op::SessionEnded),
@@ -74,6 +74,8 @@ fn command(n: u8, target: &str) -> Command {
         20 => Command::RevokeCohost { target: t },
         21 => Command::TakeOverHost,
         22 => Command::React,
+        23 => Command::ListAudience,
+        24 => Command::LeaveStage,
         _ => Command::Subscribe,
     }
 }
@@ -161,7 +163,7 @@ proptest! {
                     let ended = room.lifecycle() == Lifecycle::Ended;
                     let res = room.apply(&actor, cmd.clone(), now);
                     if ended && res.is_ok() {
-                        prop_assert_eq!(cmd, Command::Subscribe);
+                        prop_assert!(matches!(cmd, Command::Subscribe | Command::ListAudience));
                     }
                 }
                 Op::SessionStarted(i) => {

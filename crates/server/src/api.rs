@@ -22,6 +22,7 @@ use tribune_room::{Actor, Command, EMOJI, Lifecycle, Refusal, Role};
 use crate::app::{AppState, CreateError};
 use crate::auth::{Claims, TokenError, key_matches, random_id};
 use crate::body::OptJson;
+use crate::client_addr::client_ip;
 use crate::error::{ApiError, ApiResult};
 use crate::space::{Space, unix_now};
 
@@ -384,7 +385,8 @@ pub struct Join {
 }
 
 /// `POST /api/spaces/{id}/join`: a short-lived listener token. With a valid token of this space
-/// in `Authorization`, the same participant's token is renewed. Writes nothing to the database.
+/// in `Authorization`, the same participant's token is renewed (with a new display name if the
+/// body has one). Writes nothing to the database.
 #[utoipa::path(
     post,
     path = "/api/spaces/{id}/join",
@@ -392,7 +394,8 @@ pub struct Join {
     params(("id" = String, Path, description = "Space id")),
     security((), ("bearer" = [])),
     request_body(content = Option<Join>, content_type = "application/json",
-        description = "Optional; ignored when renewing with a token"),
+        description = "Optional. `name`: the display name (when renewing: a new name for the \
+            same participant)"),
     responses(
         (status = 200, description = "A listener token (renewed for the same participant when \
             a token of this space was sent)", body = crate::openapi::Joined),
@@ -423,7 +426,15 @@ pub async fn join(
         Some(tok) => match authenticate_token(&app, Some(tok))? {
             Caller::Participant(c) if c.space == id => {
                 space.current_role(&c.sub, c.role).map_err(refused)?;
-                (c.sub, c.name)
+                // Renewing may change the display name (same participant).
+                let name = match req.name.as_deref() {
+                    Some(n) => match clean_text("name", n, MAX_NAME)? {
+                        n if n.is_empty() => c.name,
+                        n => n,
+                    },
+                    None => c.name,
+                };
+                (c.sub, name)
             }
             Caller::Participant(_) => {
                 return Err(ApiError::forbidden("this token is for another space"));
@@ -435,7 +446,7 @@ pub async fn join(
             }
         },
         None => {
-            if space.is_addr_banned(addr.ip()) {
+            if space.is_addr_banned(client_ip(&app.cfg.trusted_proxies, addr, &headers)) {
                 return Err(ApiError::forbidden("participant banned"));
             }
             let name = clean_text("name", req.name.as_deref().unwrap_or("Listener"), MAX_NAME)?;
@@ -448,9 +459,9 @@ pub async fn join(
         }
     };
     if sub.starts_with(ANON_PREFIX) {
-        space.note_addr(&sub, addr.ip());
+        space.note_addr(&sub, client_ip(&app.cfg.trusted_proxies, addr, &headers));
     }
-    space.presence.lock().seen(&sub, crate::space::now_ms());
+    space.seen(&sub, &name);
     app.metrics.joins.fetch_add(1, Relaxed);
     let (token, claims) = app.keys.mint(
         &id,
@@ -491,7 +502,7 @@ pub async fn presence(
 ) -> ApiResult<Response> {
     let space = find_space(&app, &id)?;
     if let Caller::Participant(c) = caller_in(&app, &headers, &space)? {
-        space.presence.lock().seen(&c.sub, crate::space::now_ms());
+        space.seen(&c.sub, &c.name);
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -552,6 +563,7 @@ pub async fn lifecycle(
 /// | `audience`, `remove`, `ban` | `{"sub"}` | host, co-host |
 /// | `cohost`, `uncohost` | `{"sub"}` | host |
 /// | `takeover` | – | a co-host, once the host is gone |
+/// | `leave` | – | a speaker or co-host steps down to the audience |
 #[utoipa::path(
     post,
     path = "/api/spaces/{id}/stage/{action}",
@@ -611,13 +623,20 @@ pub async fn stage(
         "cohost" => Command::NameCohost { target: target()? },
         "uncohost" => Command::RevokeCohost { target: target()? },
         "takeover" => Command::TakeOverHost,
+        "leave" => Command::LeaveStage,
         _ => return Err(ApiError::not_found("stage action")),
     };
     if actor.sub.starts_with(ANON_PREFIX) {
-        space.note_addr(&actor.sub, addr.ip());
+        space.note_addr(
+            &actor.sub,
+            client_ip(&app.cfg.trusted_proxies, addr, &headers),
+        );
     }
     let wants_token = matches!(cmd, Command::StageToken);
     space.command(&actor, cmd).map_err(refused)?;
+    if caller_is_participant(&caller) {
+        space.seen(&actor.sub, &actor.name);
+    }
     if wants_token {
         let role = space
             .current_role(&actor.sub, actor.token_role)
@@ -631,6 +650,54 @@ pub async fn stage(
             .into_response());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn caller_is_participant(c: &Caller) -> bool {
+    matches!(c, Caller::Participant(_))
+}
+
+/// `GET /api/spaces/{id}/audience` (host, co-host, operator): the recently active participants
+/// not on stage, newest first, to invite on stage. The server remembers the last
+/// [`crate::space::AUDIENCE_REMEMBERED`] who joined, sent a beacon, opened the event stream,
+/// raised a hand or reacted; it does not list a whole audience.
+#[utoipa::path(
+    get,
+    path = "/api/spaces/{id}/audience",
+    tag = "stage",
+    params(
+        ("id" = String, Path, description = "Space id"),
+        ("limit" = Option<usize>, Query, description = "At most this many (default and maximum 100)"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Recently active participants", body = crate::openapi::AudienceList),
+        (status = 401, description = "Missing, expired or invalid credentials", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not the host, a co-host or the operator", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub async fn audience(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let space = find_space(&app, &id)?;
+    let caller = caller_in(&app, &headers, &space)?;
+    space
+        .command(&caller.actor(), Command::ListAudience)
+        .map_err(refused)?;
+    let limit = q
+        .get("limit")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(100)
+        .min(100);
+    let list: Vec<_> = space
+        .recent_audience(limit)
+        .into_iter()
+        .map(|m| json!({ "sub": m.sub, "name": m.name, "seen_ms": m.seen_ms }))
+        .collect();
+    Ok(Json(json!({ "audience": list })).into_response())
 }
 
 /// Body of `POST /api/spaces/{id}/reactions`.
@@ -688,6 +755,7 @@ pub async fn react(
         app.reaction_limiter.retain_recent();
     }
     space.command(&actor, Command::React).map_err(refused)?;
+    space.seen(&actor.sub, &actor.name);
     space.reactions.lock().add(&req.emoji);
     app.metrics.reactions.fetch_add(1, Relaxed);
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::serve::ListenerExt;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tribune_room::Role;
@@ -23,7 +24,7 @@ use crate::rtc::mux::Mux;
 use crate::space::{NewSpace, Space, Spaces};
 use crate::store::Store;
 use crate::writer::StoreWriter;
-use crate::{api, batch, events_http, hls_http, openapi, streams, whip};
+use crate::{api, batch, events_http, hls_http, openapi, streams, web, whip};
 
 /// State shared by every handler.
 pub struct App {
@@ -165,6 +166,7 @@ route_table! {
     POST "/api/spaces/{id}/presence" => api::presence,
     POST "/api/spaces/{id}/reactions" => api::react,
     GET "/api/spaces/{id}/timeline" => api::timeline,
+    GET "/api/spaces/{id}/audience" => api::audience,
     GET "/api/spaces/{id}/events" => events_http::events,
     POST "/api/spaces/{id}/stage/{action}" => api::stage,
     POST "/api/spaces/{id}/{verb}" => api::lifecycle,
@@ -175,6 +177,10 @@ route_table! {
     OPTIONS "/api/spaces/{id}/whip/{session}" => whip::options_session,
     PATCH "/api/spaces/{id}/whip/{session}" => whip::patch,
     GET "/api/spaces/{id}/whip/{session}" => whip::get_empty,
+    GET "/" => web::home,
+    GET "/spaces/{id}" => web::space_page,
+    GET "/spaces/{id}/replay" => web::replay_page,
+    GET "/app/{file}" => web::asset,
     GET "/spaces/{id}/live.opus" => streams::live,
     GET "/spaces/{id}/recording.opus" => streams::recording,
     GET "/spaces/{id}/hls/index.m3u8" => hls_http::index,
@@ -226,13 +232,26 @@ pub struct Server {
     pub app: AppState,
     pub http_addr: SocketAddr,
     pub udp_addr: SocketAddr,
+    /// The HTTPS address, when `--tls-listen` is set.
+    pub tls_addr: Option<SocketAddr>,
     listener: Option<tokio::net::TcpListener>,
+    /// The HTTPS socket and its configuration, served next to `listener`.
+    tls: Option<(tokio::net::TcpListener, Arc<rustls::ServerConfig>)>,
     _media_thread: std::thread::JoinHandle<()>,
 }
 
 impl Server {
-    /// Bind the HTTP and UDP ports and start the media runtime. Call [`Server::serve`] next.
+    /// Bind the HTTP (and HTTPS, if configured) and UDP ports and start the media runtime.
+    /// Call [`Server::serve`] next.
     pub async fn bind(cfg: Config) -> std::io::Result<Server> {
+        // The certificate first: a bad one fails the start before anything is bound.
+        let tls_config = match &cfg.tls {
+            Some(t) => Some(
+                crate::tls::server_config(&t.cert, &t.key)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            ),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let udp = std::net::UdpSocket::bind(cfg.udp)?;
         let udp_addr = udp.local_addr()?;
@@ -273,6 +292,11 @@ impl Server {
             .collect();
         let listener = listen(cfg.listen)?;
         let http_addr = listener.local_addr()?;
+        let tls = match (&cfg.tls, tls_config) {
+            (Some(t), Some(config)) => Some((listen(t.listen)?, config)),
+            _ => None,
+        };
+        let tls_addr = tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
         std::fs::create_dir_all(&cfg.data_dir)?;
         let store =
             Arc::new(Store::open(&cfg.data_dir.join(DB_FILE)).map_err(std::io::Error::other)?);
@@ -305,12 +329,14 @@ impl Server {
             app,
             http_addr,
             udp_addr,
+            tls_addr,
             listener: Some(listener),
+            tls,
             _media_thread: media_thread,
         })
     }
 
-    /// Serve HTTP until `shutdown` resolves.
+    /// Serve HTTP (and HTTPS) until `shutdown` resolves.
     pub async fn serve(
         mut self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -320,6 +346,9 @@ impl Server {
         };
         let router = router(self.app.clone());
         let app = self.app.clone();
+        // One shutdown for both listeners, cancelled once the spaces are suspended.
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopping = stop.clone();
         // Ending the spaces first ends every live stream, so graceful shutdown does not wait
         // forever on listeners; the recordings are finished by their threads.
         let shutdown = async move {
@@ -330,13 +359,35 @@ impl Server {
             for s in app.spaces.all() {
                 s.suspend();
             }
+            stopping.cancel();
         };
-        axum::serve(
+        let http = axum::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            router
+                .clone()
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .into_future();
+        match self.tls.take() {
+            Some((tcp, config)) => {
+                // `tap_io` sets TCP_NODELAY on each stream; it is also what gives a custom
+                // listener axum's `ConnectInfo<SocketAddr>` (axum 0.8 implements it for
+                // `TcpListener` and for `TapIo` only).
+                let listener = crate::tls::Listener::spawn(tcp, config, self.app.metrics.clone())?
+                    .tap_io(|tls| {
+                        let _ = tls.get_ref().0.set_nodelay(true);
+                    });
+                let https = axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .into_future();
+                tokio::try_join!(http, https)?;
+            }
+            None => http.await?,
+        }
         // Let every recording finish its last page before the process exits.
         let spaces = self.app.spaces.all();
         let writer = self.app.writer.clone();

@@ -21,7 +21,7 @@ const KEEPALIVE_EVERY: u32 = 60; // × PERIOD = 15 s
 pub async fn run(space: Arc<Space>) {
     let mut tick = tokio::time::interval(PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_count = u64::MAX;
+    let mut last_count = (u64::MAX, 0);
     let mut n: u32 = 0;
     loop {
         tick.tick().await;
@@ -47,11 +47,14 @@ pub async fn run(space: Arc<Space>) {
                     .to_string(),
             );
         }
-        if count != last_count {
-            last_count = count;
-            space
-                .events
-                .publish("listeners", &json!({ "type": "listeners", "count": count }));
+        let turned_away = space.turned_away.lock().sum(crate::admission::now_s());
+        if (count, turned_away) != last_count {
+            last_count = (count, turned_away);
+            space.events.publish(
+                "listeners",
+                &json!({ "type": "listeners", "count": count,
+                    "admission": { "turned_away_last_minute": turned_away } }),
+            );
         }
         if let Some(counts) = space.reactions.lock().take() {
             space.events.publish(

@@ -84,6 +84,12 @@ pub struct Args {
     #[arg(long, env = "TRIBUNE_STAGE_LIMIT")]
     pub stage_limit: Option<usize>,
 
+    /// Most live.opus listeners on this node; past it a new listener gets 503 with Retry-After
+    /// (and the HLS URL, which edges serve). [default: the open-file limit minus 1,024 kept for
+    /// control traffic, recordings and HLS]
+    #[arg(long, env = "TRIBUNE_MAX_LISTENERS")]
+    pub max_listeners: Option<u64>,
+
     /// A live space whose speakers all dropped stays live this long, seconds. [default: 300]
     #[arg(long, env = "TRIBUNE_GRACE")]
     pub grace: Option<u64>,
@@ -110,6 +116,29 @@ pub struct Args {
     #[arg(long, env = "TRIBUNE_SEGMENT_MS")]
     pub segment_ms: Option<u64>,
 
+    /// HTTPS address to listen on, serving the same API and streams as --listen (which stays
+    /// plain HTTP for proxies, edges and health checks). Needs --tls-cert and --tls-key.
+    /// [default: no HTTPS]
+    #[arg(long, env = "TRIBUNE_TLS_LISTEN")]
+    pub tls_listen: Option<SocketAddr>,
+
+    /// PEM file with the HTTPS certificate chain, the server's certificate first.
+    /// Needs --tls-listen and --tls-key.
+    #[arg(long, env = "TRIBUNE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the private key of --tls-cert (PKCS#8, RSA or SEC1).
+    /// Needs --tls-listen and --tls-cert.
+    #[arg(long, env = "TRIBUNE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Reverse proxies whose `X-Forwarded-For` is believed, comma separated IPs (e.g. 127.0.0.1
+    /// for an nginx on the same machine). A request from one of them is attributed to the
+    /// rightmost forwarded address that is not itself a trusted proxy (for address bans).
+    /// [default: none; the TCP peer is the client]
+    #[arg(long, env = "TRIBUNE_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Option<Vec<IpAddr>>,
+
     /// Log filter (tracing `EnvFilter` syntax). [default: info]
     #[arg(long, env = "TRIBUNE_LOG")]
     pub log: Option<String>,
@@ -133,12 +162,17 @@ pub struct FileConfig {
     pub max_body: Option<usize>,
     pub ice_timeout: Option<u64>,
     pub stage_limit: Option<usize>,
+    pub max_listeners: Option<u64>,
     pub grace: Option<u64>,
     pub host_absence: Option<u64>,
     pub join_ttl: Option<u64>,
     pub presence_window: Option<u64>,
     pub part_ms: Option<u64>,
     pub segment_ms: Option<u64>,
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub trusted_proxy: Option<Vec<IpAddr>>,
     pub log: Option<String>,
 }
 
@@ -157,6 +191,22 @@ pub enum ConfigError {
     },
     #[error("invalid option {name}: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error(
+        "HTTPS needs --tls-listen, --tls-cert and --tls-key together \
+         (TRIBUNE_TLS_LISTEN/_CERT/_KEY, or tls_listen/tls_cert/tls_key in the file): \
+         missing {missing}"
+    )]
+    TlsIncomplete { missing: String },
+}
+
+/// The HTTPS listener: all three options, or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub listen: SocketAddr,
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, RSA or SEC1).
+    pub key: PathBuf,
 }
 
 /// The resolved configuration the server runs with.
@@ -177,12 +227,18 @@ pub struct Config {
     pub max_body: usize,
     pub ice_timeout: Duration,
     pub stage_limit: usize,
+    /// Most live.opus listeners on this node.
+    pub max_listeners: u64,
     pub grace: Duration,
     pub host_absence: Duration,
     pub join_ttl: Duration,
     pub presence_window: Duration,
     /// LL-HLS timing (parts and segments).
     pub hls: tribune_media::hls::Config,
+    /// The HTTPS listener, if any.
+    pub tls: Option<Tls>,
+    /// Proxies whose `X-Forwarded-For` is believed (see [`crate::client_addr`]).
+    pub trusted_proxies: Vec<IpAddr>,
     pub log: String,
 }
 
@@ -281,6 +337,10 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
             args.ice_timeout.or(file.ice_timeout).unwrap_or(30).max(1),
         ),
         stage_limit: args.stage_limit.or(file.stage_limit).unwrap_or(13).max(1),
+        max_listeners: args
+            .max_listeners
+            .or(file.max_listeners)
+            .unwrap_or_else(default_max_listeners),
         grace: Duration::from_secs(args.grace.or(file.grace).unwrap_or(300)),
         host_absence: Duration::from_secs(args.host_absence.or(file.host_absence).unwrap_or(60)),
         join_ttl: Duration::from_secs(args.join_ttl.or(file.join_ttl).unwrap_or(900).max(10)),
@@ -294,8 +354,57 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
             args.part_ms.or(file.part_ms).unwrap_or(400),
             args.segment_ms.or(file.segment_ms).unwrap_or(2000),
         )?,
+        tls: tls_config(
+            args.tls_listen.or(file.tls_listen),
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+        )?,
+        trusted_proxies: args
+            .trusted_proxy
+            .or(file.trusted_proxy)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|ip| ip.to_canonical())
+            .collect(),
         log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
     })
+}
+
+/// All three TLS options or none; anything in between names what is missing.
+/// File descriptors kept out of the listeners' reach: control requests, event streams, HLS,
+/// recordings, the database and WHIP sessions.
+pub const FD_RESERVE: u64 = 1024;
+
+/// The open-file limit (soft; the CLI raises it to the hard limit first) minus [`FD_RESERVE`].
+pub fn default_max_listeners() -> u64 {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    soft.saturating_sub(FD_RESERVE).max(16)
+}
+
+fn tls_config(
+    listen: Option<SocketAddr>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<Tls>, ConfigError> {
+    match (listen, cert, key) {
+        (None, None, None) => Ok(None),
+        (Some(listen), Some(cert), Some(key)) => Ok(Some(Tls { listen, cert, key })),
+        (listen, cert, key) => {
+            let missing: Vec<&str> = [
+                (listen.is_none(), "--tls-listen"),
+                (cert.is_none(), "--tls-cert"),
+                (key.is_none(), "--tls-key"),
+            ]
+            .into_iter()
+            .filter_map(|(absent, name)| absent.then_some(name))
+            .collect();
+            Err(ConfigError::TlsIncomplete {
+                missing: missing.join(" and "),
+            })
+        }
+    }
 }
 
 fn hls_config(part_ms: u64, segment_ms: u64) -> Result<tribune_media::hls::Config, ConfigError> {
@@ -406,6 +515,59 @@ mod tests {
             ..Args::default()
         };
         assert!(merge(args, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn tls_options_merge_field_by_field() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            tls_listen = "127.0.0.1:8443"
+            tls_cert = "/etc/tribune/file-cert.pem"
+            tls_key = "/etc/tribune/key.pem"
+            trusted_proxy = ["10.0.0.1"]
+            "#,
+        )
+        .unwrap();
+        let args = Args::try_parse_from([
+            "serve",
+            "--tls-cert",
+            "/flag/cert.pem",
+            "--trusted-proxy",
+            "127.0.0.1,::ffff:192.0.2.1,::1",
+        ])
+        .unwrap();
+        let c = merge(args, file).unwrap();
+        let tls = c.tls.expect("TLS on");
+        assert_eq!(tls.cert, PathBuf::from("/flag/cert.pem"), "flag beats file");
+        assert_eq!(tls.key, PathBuf::from("/etc/tribune/key.pem"), "file");
+        assert_eq!(tls.listen.port(), 8443);
+        assert_eq!(
+            c.trusted_proxies,
+            ["127.0.0.1", "192.0.2.1", "::1"]
+                .map(|s| s.parse::<IpAddr>().unwrap())
+                .to_vec(),
+            "the flag's list replaces the file's; IPv4-mapped addresses become IPv4"
+        );
+        let c = merge(Args::default(), FileConfig::default()).unwrap();
+        assert_eq!(c.tls, None, "no TLS by default");
+        assert!(c.trusted_proxies.is_empty(), "no trusted proxy by default");
+    }
+
+    #[test]
+    fn tls_options_go_together() {
+        let args = Args::try_parse_from(["serve", "--tls-cert", "c.pem"]).unwrap();
+        let e = merge(args, FileConfig::default()).unwrap_err().to_string();
+        assert!(
+            e.contains("missing --tls-listen and --tls-key"),
+            "names what is missing: {e}"
+        );
+        let file = FileConfig {
+            tls_listen: Some("127.0.0.1:8443".parse().unwrap()),
+            tls_key: Some("k.pem".into()),
+            ..FileConfig::default()
+        };
+        let e = merge(Args::default(), file).unwrap_err().to_string();
+        assert!(e.ends_with("missing --tls-cert"), "{e}");
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub async fn events(
     };
     let sub = match &caller {
         Caller::Participant(c) => {
-            space.presence.lock().seen(&c.sub, crate::space::now_ms());
+            space.seen(&c.sub, &c.name);
             space.stream_opened(&c.sub);
             Some(c.sub.clone())
         }

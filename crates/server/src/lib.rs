@@ -4,11 +4,13 @@
 //! Start one with [`Server::bind`] then [`Server::serve`]; see `crates/cli` for the binary.
 #![deny(unsafe_code)]
 
+pub mod admission;
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod batch;
 pub mod body;
+pub mod client_addr;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -27,6 +29,8 @@ pub mod sdp;
 pub mod space;
 pub mod store;
 pub mod streams;
+pub mod tls;
+pub mod web;
 pub mod whip;
 pub mod writer;
 

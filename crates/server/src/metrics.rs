@@ -20,6 +20,7 @@ pub struct Metrics {
     pub listener_bytes_sent: AtomicU64,
     pub listeners_dropped_slow: AtomicU64,
     pub listeners_total: AtomicU64,
+    pub listeners_refused_full: AtomicU64,
     pub udp_datagrams: AtomicU64,
     pub udp_dropped_unknown: AtomicU64,
     pub udp_dropped_inbox_full: AtomicU64,
@@ -36,6 +37,9 @@ pub struct Metrics {
     pub hls_blocking_reloads: AtomicU64,
     pub hls_parts: AtomicU64,
     pub hls_segments: AtomicU64,
+    pub tls_handshakes: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
+    pub tls_connections_shed: AtomicU64,
 }
 
 impl Metrics {
@@ -115,6 +119,12 @@ impl Metrics {
             "counter",
             "live.opus connections accepted.",
             c(&self.listeners_total),
+        );
+        put(
+            "listeners_refused_full_total",
+            "counter",
+            "live.opus connections refused with 503: the node had its maximum of listeners.",
+            c(&self.listeners_refused_full),
         );
         put(
             "udp_datagrams_total",
@@ -211,6 +221,25 @@ impl Metrics {
             "counter",
             "LL-HLS segments served.",
             c(&self.hls_segments),
+        );
+        put(
+            "tls_handshakes_total",
+            "counter",
+            "TLS handshakes completed on the HTTPS listener.",
+            c(&self.tls_handshakes),
+        );
+        put(
+            "tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes that failed or timed out (plain HTTP on the HTTPS port, silent or \
+             broken clients, protocol errors).",
+            c(&self.tls_handshake_failures),
+        );
+        put(
+            "tls_connections_shed_total",
+            "counter",
+            "HTTPS connections closed unanswered because too many handshakes were in flight.",
+            c(&self.tls_connections_shed),
         );
         out
     }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::{api, events_http, hls_http, streams, whip};
+use crate::{api, events_http, hls_http, streams, web, whip};
 
 /// The document.
 #[derive(OpenApi)]
@@ -35,6 +35,7 @@ use crate::{api, events_http, hls_http, streams, whip};
         api::presence,
         api::react,
         api::timeline,
+        api::audience,
         events_http::events,
         api::stage,
         api::lifecycle,
@@ -53,6 +54,10 @@ use crate::{api, events_http, hls_http, streams, whip};
         hls_http::init,
         hls_http::part,
         hls_http::segment,
+        web::home,
+        web::space_page,
+        web::replay_page,
+        web::asset,
     ),
     modifiers(&Security),
 )]
@@ -179,6 +184,7 @@ pub enum StageAction {
     Cohost,
     Uncohost,
     Takeover,
+    Leave,
 }
 
 /// `GET /healthz`.
@@ -211,6 +217,24 @@ pub struct Timeline {
     pub space: String,
     /// Who spoke when, by start.
     pub segments: Vec<Segment>,
+}
+
+/// `GET /api/spaces/{id}/audience`.
+#[derive(Serialize, ToSchema)]
+pub struct AudienceList {
+    /// Newest first.
+    pub audience: Vec<AudienceMember>,
+}
+
+/// A recently active participant.
+#[derive(Serialize, ToSchema)]
+pub struct AudienceMember {
+    /// Participant id (the `sub` for `stage/invite`).
+    pub sub: String,
+    /// Display name.
+    pub name: String,
+    /// Last seen, Unix milliseconds.
+    pub seen_ms: u64,
 }
 
 /// One speaking segment ([`crate::store::TimelineRow`]).

@@ -90,6 +90,10 @@ pub struct Space {
     inner: Mutex<Inner>,
     pub reactions: Mutex<Reactions>,
     pub presence: Mutex<Presence>,
+    /// The recently active audience (whom a host can invite).
+    pub audience: Mutex<tribune_room::Audience>,
+    /// Listeners turned away from this node (it was full) in the last minute.
+    pub turned_away: Mutex<crate::admission::LastMinute>,
     timeline: Mutex<Timeline>,
     /// Unix ms at which recorded time 0 lies (recording start minus resumed duration).
     rec_origin_ms: AtomicU64,
@@ -135,6 +139,9 @@ pub struct NewSpace<'a> {
     pub host: (&'a str, &'a str),
     pub starts_at: Option<u64>,
 }
+
+/// How many recently active participants a space remembers for its host's audience list.
+pub const AUDIENCE_REMEMBERED: usize = 500;
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {
@@ -341,6 +348,8 @@ impl Space {
             }),
             reactions: Mutex::new(Reactions::default()),
             presence: Mutex::new(Presence::new(cfg.presence_window.as_millis() as u64)),
+            audience: Mutex::new(tribune_room::Audience::new(AUDIENCE_REMEMBERED)),
+            turned_away: Mutex::new(Default::default()),
             timeline: Mutex::new(Timeline::new()),
             rec_origin_ms: AtomicU64::new(0),
             ending,
@@ -363,6 +372,24 @@ impl Space {
 
     /// The participant's role now, from the room's record over its token's (403 when removed
     /// or banned).
+    /// A participant showed signs of life: counted as present, remembered as recently active.
+    pub fn seen(&self, sub: &str, name: &str) {
+        let now = now_ms();
+        self.presence.lock().seen(sub, now);
+        self.audience.lock().seen(sub, name, now);
+    }
+
+    /// The recently active participants not on stage, newest first.
+    pub fn recent_audience(&self, limit: usize) -> Vec<tribune_room::audience::Member> {
+        let room = self.room.lock();
+        let on_stage: std::collections::HashSet<String> =
+            room.snapshot().stage.into_iter().map(|p| p.sub).collect();
+        // Removed and banned participants are not offered either.
+        self.audience.lock().recent(limit, |s| {
+            on_stage.contains(s) || room.current_role(s, Role::Listener).is_err()
+        })
+    }
+
     pub fn current_role(&self, sub: &str, token_role: Role) -> Result<Role, Refusal> {
         self.room.lock().current_role(sub, token_role)
     }

@@ -55,12 +55,36 @@ fn gone(id: &str) -> ApiError {
         (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
         (status = 410, description = "The space has ended; `Link` names the recording", body = crate::openapi::ErrorBody,
             headers(("link" = String, description = "<recording>; rel=\"alternate\""))),
+        (status = 503, description = "This node has its maximum of listeners; retry later or use \
+            the HLS playlist named by `Link`", body = crate::openapi::ErrorBody,
+            headers(("retry-after" = String, description = "Seconds, 2 to 6 (jittered)"),
+                ("link" = String, description = "<HLS playlist>; rel=\"alternate\""))),
     ),
 )]
 pub async fn live(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let space = crate::api::find_space(&app, &id)?;
     if space.lifecycle() == Lifecycle::Ended {
         return Err(gone(&id));
+    }
+    let max = app.cfg.max_listeners;
+    if app.metrics.listeners.load(Relaxed).max(0) as u64 >= max {
+        space.turned_away.lock().add(crate::admission::now_s());
+        app.metrics.listeners_refused_full.fetch_add(1, Relaxed);
+        let wait = crate::admission::retry_after_s();
+        let hls = format!("/spaces/{id}/hls/index.m3u8");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "full",
+            format!(
+                "this node has its maximum of {max} listeners: retry in {wait} s, or listen over \
+                 HLS at {hls}"
+            ),
+        )
+        .with_header(header::RETRY_AFTER, &wait.to_string())
+        .with_header(
+            header::LINK,
+            &format!("<{hls}>; rel=\"alternate\"; type=\"application/vnd.apple.mpegurl\""),
+        ));
     }
     let sub = space.live.subscribe().ok_or_else(|| gone(&id))?;
     space.live.listeners.fetch_add(1, Relaxed);

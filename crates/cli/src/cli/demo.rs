@@ -21,6 +21,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode> {
     let server = Server::bind(cfg).await.context("binding the server")?;
     let app = server.app.clone();
     let base = format!("http://{}", server.http_addr);
+    let https = server.tls_addr.map(|a| format!("https://{a}"));
     // A `demo` space left by an earlier run (same data directory) gives way to a fresh one.
     if let Some(old) = app.spaces.remove("demo") {
         old.end();
@@ -71,6 +72,11 @@ pub async fn run(cfg: Config) -> Result<ExitCode> {
     say!("hls: ffplay -nodisp {base}/spaces/{id}/hls/index.m3u8");
     say!("recording: {base}/spaces/{id}/recording.opus");
     say!("space: {base}/api/spaces/{id}");
+    say!("web: {base}/spaces/{id}  (all spaces: {base}/)");
+    say!("host page: {base}/spaces/{id}#token={}", created.host_token);
+    if let Some(https) = https {
+        say!("https: {https}/spaces/{id}  (the web app in a secure context)");
+    }
     say!("operator key: {key}");
     say!("speaker token: {guest_token}");
     say!("speak: tribune speak --whip {whip} --token {guest_token} --tone 550");

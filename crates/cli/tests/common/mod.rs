@@ -32,6 +32,8 @@ pub fn temp_dir(name: &str) -> PathBuf {
 pub struct ServerProc {
     pub child: Child,
     pub base: String,
+    /// `https://ADDR`, when started with `--tls-listen`.
+    pub https: Option<String>,
     pub udp: std::net::SocketAddr,
     pub data_dir: PathBuf,
 }
@@ -75,11 +77,23 @@ impl ServerProc {
             .split_whitespace()
             .find_map(|w| w.trim_end_matches(')').parse().ok())
             .expect("udp address in the first line");
+        // With TLS, the second line is "tribune listening on https://127.0.0.1:PORT".
+        let https = extra.contains(&"--tls-listen").then(|| {
+            let line = lines
+                .next()
+                .expect("server printed no HTTPS line")
+                .expect("read stdout");
+            line.strip_prefix("tribune listening on ")
+                .filter(|a| a.starts_with("https://"))
+                .unwrap_or_else(|| panic!("not the HTTPS line: {line:?}"))
+                .to_owned()
+        });
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         ServerProc {
             child,
             base,
+            https,
             udp,
             data_dir,
         }
@@ -303,4 +317,101 @@ pub async fn space_with_speaker(server: &ServerProc, title: &str, seconds: u32) 
     let child = speak(&whip, &tok, 440, seconds, &server.data_dir.join("a.wav"));
     wait_speakers(base, 1).await;
     (id, child)
+}
+
+/// Debian's nginx (`scripts/packages.sh test` installs it).
+pub const NGINX: &str = "/usr/sbin/nginx";
+
+/// nginx as a child process (`daemon off`, master and workers) from one of the templates in
+/// `deploy/nginx/`, on an ephemeral loopback port; stopped on drop.
+pub struct Nginx {
+    child: Child,
+    /// pid file, logs, temp files (and whatever the caller put there).
+    pub prefix: PathBuf,
+    /// The loopback port substituted for `@PORT@`.
+    pub port: u16,
+}
+
+impl Nginx {
+    /// Start `deploy/nginx/{template}` with `@PORT@` (`127.0.0.1:` and a free port), `@PREFIX@`
+    /// (`prefix`), `@USER@` (root: as root the workers may write `prefix`; as anyone else nginx
+    /// ignores `user`) and then each `(from, to)` of `replace` substituted.
+    pub fn start(template: &str, prefix: PathBuf, replace: &[(&str, &str)]) -> Nginx {
+        // An ephemeral port: bind 0, read it, release it for nginx.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("local addr")
+            .port();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/nginx")
+            .join(template);
+        let mut conf =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for (from, to) in replace {
+            conf = conf.replace(from, to);
+        }
+        let conf = conf
+            .replace("@USER@", "root")
+            .replace("@PORT@", &format!("127.0.0.1:{port}"))
+            .replace("@PREFIX@", prefix.to_str().expect("UTF-8 temp dir"));
+        assert!(
+            !conf.contains('@'),
+            "a token left unsubstituted in {template}"
+        );
+        let conf_path = prefix.join(template);
+        std::fs::write(&conf_path, conf).expect("write nginx conf");
+        let child = Command::new(NGINX)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-e")
+            .arg(prefix.join("error.log"))
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nginx is installed (scripts/packages.sh test)");
+        Nginx {
+            child,
+            prefix,
+            port,
+        }
+    }
+
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.prefix.join("access.log")).unwrap_or_default()
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.prefix.join("error.log")).unwrap_or_default()
+    }
+
+    /// Graceful stop (the master flushes the log buffers and ends its workers), then SIGKILL.
+    pub fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGQUIT) };
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: as above; SIGTERM makes the master end its workers before it exits.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        std::thread::sleep(Duration::from_secs(1));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

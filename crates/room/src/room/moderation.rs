@@ -123,6 +123,19 @@ impl Room {
         Ok(())
     }
 
+    /// `LeaveStage`: the participant steps down by itself.
+    pub(super) fn leave_stage(
+        &mut self,
+        sub: &str,
+        now_ms: u64,
+        out: &mut Outcome,
+    ) -> Result<(), Refusal> {
+        self.stage_target(sub)?;
+        out.event(Event::MovedToAudience { sub: sub.into() });
+        self.unseat(sub, now_ms, out);
+        Ok(())
+    }
+
     /// `Remove`, or `Ban` when `ban`.
     pub(super) fn remove(
         &mut self,

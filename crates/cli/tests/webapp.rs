@@ -1,0 +1,337 @@
+//! The web app as the server serves it (the browser test in tests/browser drives it for real):
+//! pages and assets embedded and complete, caching and compression, and the API it relies on
+//! beyond the basics — the audience list for invitations, leaving the stage, and the listener cap
+//! whose refusals the host's page shows.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Read;
+
+use common::*;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+async fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let c = reqwest::Client::new();
+    let mut r = c.get(url);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    r.send().await.expect("request")
+}
+
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Relative module specifiers in a script: `from './x.js'` and `import('./x.js')`.
+fn imports(js: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for quote in ['\'', '"'] {
+        for pat in [format!("from {quote}./"), format!("import({quote}./")] {
+            let mut rest = js;
+            while let Some(i) = rest.find(&pat) {
+                rest = &rest[i + pat.len()..];
+                if let Some(end) = rest.find(quote) {
+                    out.insert(rest[..end].to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_and_assets() {
+    let server = ServerProc::start("webapp-pages", &[]);
+    let base = server.base.clone();
+    let (id, _host) = create_space(&base, "web").await;
+
+    // The shell: every page route, 404 for an unknown space (the app says so itself).
+    for (path, status) in [
+        ("/".to_owned(), 200),
+        (format!("/spaces/{id}"), 200),
+        (format!("/spaces/{id}/replay"), 200),
+        ("/spaces/nope".to_owned(), 404),
+        ("/spaces/nope/replay".to_owned(), 404),
+    ] {
+        let r = get(&format!("{base}{path}"), &[]).await;
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        assert!(
+            header(&r, "content-type").starts_with("text/html"),
+            "{path}"
+        );
+        let csp = header(&r, "content-security-policy");
+        assert!(csp.contains("default-src 'self'"), "{path}: CSP {csp}");
+        let html = r.text().await.unwrap();
+        assert!(html.contains(r#"<script type="module" src="/app/app.js">"#));
+        assert!(html.contains(r#"<html lang="en">"#));
+    }
+
+    // Every module the app imports is served (transitively from app.js), nothing from elsewhere.
+    let mut todo = vec!["app.js".to_owned()];
+    let mut seen = BTreeSet::new();
+    while let Some(f) = todo.pop() {
+        if !seen.insert(f.clone()) {
+            continue;
+        }
+        let r = get(&format!("{base}/app/{f}"), &[]).await;
+        assert_eq!(r.status().as_u16(), 200, "/app/{f}");
+        assert!(
+            header(&r, "content-type").starts_with("text/javascript"),
+            "{f}"
+        );
+        let js = r.text().await.unwrap();
+        assert!(
+            !js.contains("https://") || f.starts_with("hls."),
+            "{f} names a remote URL"
+        );
+        todo.extend(imports(&js).into_iter().filter(|n| !seen.contains(n)));
+    }
+    for f in [
+        "api.js",
+        "ui.js",
+        "home.js",
+        "space.js",
+        "player.js",
+        "stage.js",
+        "replay.js",
+        "hls.light.min.mjs",
+    ] {
+        assert!(seen.contains(f), "{f} not reached from app.js: {seen:?}");
+    }
+    let r = get(&format!("{base}/app/app.css"), &[]).await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(header(&r, "content-type").starts_with("text/css"));
+    let r = get(&format!("{base}/app/hls.js-LICENSE.txt"), &[]).await;
+    assert!(r.text().await.unwrap().contains("Apache License"));
+
+    // Compression, revalidation, caching.
+    let plain = get(&format!("{base}/app/space.js"), &[]).await;
+    let etag = header(&plain, "etag");
+    assert!(etag.starts_with('"'), "strong ETag: {etag}");
+    assert_eq!(header(&plain, "cache-control"), "no-cache");
+    let plain = plain.bytes().await.unwrap();
+    let gz = get(
+        &format!("{base}/app/space.js"),
+        &[("accept-encoding", "gzip, br")],
+    )
+    .await;
+    assert_eq!(header(&gz, "content-encoding"), "gzip");
+    let gz = gz.bytes().await.unwrap();
+    assert!(
+        gz.len() < plain.len() / 2,
+        "{} vs {}",
+        gz.len(),
+        plain.len()
+    );
+    let mut back = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut back)
+        .unwrap();
+    assert_eq!(back, plain);
+    let r = get(
+        &format!("{base}/app/space.js"),
+        &[("if-none-match", etag.as_str())],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 304);
+    let r = get(&format!("{base}/app/hls.light.min.mjs"), &[]).await;
+    assert!(header(&r, "cache-control").contains("max-age=86400"));
+
+    // Unknown assets: a JSON 404; the shell is not an asset.
+    for f in ["nope.js", "index.html", "..%2Fsrc%2Fweb.rs"] {
+        let r = get(&format!("{base}/app/{f}"), &[]).await;
+        assert_eq!(r.status().as_u16(), 404, "{f}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "not_found", "{v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audience_and_leaving_the_stage() {
+    let server = ServerProc::start("webapp-audience", &[]);
+    let base = server.base.clone();
+    let (id, host) = create_space(&base, "audience").await;
+    let sp = format!("{base}/api/spaces/{id}");
+
+    // Listeners who joined are offered to the host, newest first; nobody else may ask.
+    let mut listeners = Vec::new();
+    for name in ["Ann", "Bob", "Cy"] {
+        let (s, v) = api(
+            "POST",
+            &format!("{sp}/join"),
+            None,
+            Some(json!({"name": name})),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        listeners.push((
+            v["sub"].as_str().unwrap().to_owned(),
+            v["token"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let (s, v) = api("GET", &format!("{sp}/audience"), Some(&host), None).await;
+    assert_eq!(s, 200, "{v}");
+    let names: Vec<&str> = v["audience"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Cy", "Bob", "Ann"], "{v}");
+    let (s, v) = api(
+        "GET",
+        &format!("{sp}/audience"),
+        Some(&listeners[0].1),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("audience.list"),
+        "{v}"
+    );
+    let (s, _) = api("GET", &format!("{sp}/audience"), Some(ADMIN_KEY), None).await;
+    assert_eq!(s, 200);
+    let (s, _) = api("GET", &format!("{sp}/audience"), None, None).await;
+    assert_eq!(s, 401);
+
+    // Invited from that list, Ann accepts and is on stage: no longer offered. Bob is banned: gone.
+    let (ann, ann_tok) = listeners[0].clone();
+    let (bob, _) = listeners[1].clone();
+    let (s, v) = api(
+        "POST",
+        &format!("{sp}/stage/invite"),
+        Some(&host),
+        Some(json!({"sub": ann})),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    let (s, v) = api("POST", &format!("{sp}/stage/accept"), Some(&ann_tok), None).await;
+    assert_eq!(s, 204, "{v}");
+    let (s, v) = api(
+        "POST",
+        &format!("{sp}/stage/ban"),
+        Some(&host),
+        Some(json!({"sub": bob})),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    let (_, v) = api("GET", &format!("{sp}/audience"), Some(&host), None).await;
+    let subs: Vec<&str> = v["audience"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["sub"].as_str().unwrap())
+        .collect();
+    assert!(!subs.contains(&ann.as_str()), "on stage: {v}");
+    assert!(!subs.contains(&bob.as_str()), "banned: {v}");
+    assert!(subs.contains(&listeners[2].0.as_str()), "{v}");
+
+    // Ann steps down by herself: back in the audience, she may raise a hand again.
+    let (s, v) = api("POST", &format!("{sp}/stage/leave"), Some(&ann_tok), None).await;
+    assert_eq!(s, 204, "{v}");
+    let (_, v) = api("GET", &format!("{sp}/audience"), Some(&host), None).await;
+    assert!(
+        v["audience"].to_string().contains(&ann),
+        "off the stage, offered again: {v}"
+    );
+    let (s, v) = api("POST", &format!("{sp}/stage/leave"), Some(&ann_tok), None).await;
+    assert_eq!(s, 403, "a listener has no stage to leave: {v}");
+    let (s, v) = api(
+        "POST",
+        &format!("{sp}/stage/raise-hand"),
+        Some(&ann_tok),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    // The host does not step down (they end the space instead).
+    let (s, v) = api("POST", &format!("{sp}/stage/leave"), Some(&host), None).await;
+    assert_eq!(s, 403, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("stage.leave"),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_cap_turns_away_cleanly_and_the_host_sees_it() {
+    let server = ServerProc::start("webapp-cap", &["--max-listeners", "2"]);
+    let base = server.base.clone();
+    let (id, host) = create_space(&base, "full house").await;
+    let live = format!("{base}/spaces/{id}/live.opus");
+
+    // The host's event stream, read in the background.
+    let events = reqwest::Client::new()
+        .get(format!("{base}/api/spaces/{id}/events?token={host}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status().as_u16(), 200);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let mut body = events.bytes_stream();
+        while let Some(Ok(chunk)) = body.next().await {
+            if tx
+                .send(String::from_utf8_lossy(&chunk).into_owned())
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+
+    // Two listeners in and streaming.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let r = get(&live, &[]).await;
+        assert_eq!(r.status().as_u16(), 200);
+        let mut body = r.bytes_stream();
+        let first = body.next().await.expect("bytes").expect("bytes");
+        assert!(first.starts_with(b"OggS"));
+        held.push(body);
+    }
+    // The third is refused with a precise, honest answer.
+    let r = get(&live, &[]).await;
+    assert_eq!(r.status().as_u16(), 503);
+    let wait: u64 = header(&r, "retry-after")
+        .parse()
+        .expect("Retry-After seconds");
+    assert!((2..=6).contains(&wait), "{wait}");
+    assert!(
+        header(&r, "link").contains(&format!("/spaces/{id}/hls/index.m3u8")),
+        "{}",
+        header(&r, "link")
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "full", "{v}");
+    assert!(metric(&base, "tribune_listeners_refused_full_total").await >= 1.0);
+
+    // Those already in keep streaming.
+    for body in &mut held {
+        let more = tokio::time::timeout(std::time::Duration::from_secs(5), body.next())
+            .await
+            .expect("still streaming")
+            .expect("bytes")
+            .expect("bytes");
+        assert!(!more.is_empty());
+    }
+
+    // The host's page learns that the room turned someone away.
+    let mut seen = String::new();
+    let found = eventually(std::time::Duration::from_secs(10), async || {
+        while let Ok(s) = rx.try_recv() {
+            seen.push_str(&s);
+        }
+        seen.contains("\"turned_away_last_minute\":1")
+    })
+    .await;
+    assert!(found, "no listeners event with the refusal: {seen}");
+}

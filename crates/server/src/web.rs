@@ -1,0 +1,279 @@
+//! The web app, embedded in the binary: the HTML shell for `/`, `/spaces/{id}` and
+//! `/spaces/{id}/replay`, and its assets under `/app/{file}`.
+//!
+//! The sources live in `crates/server/web/` and are served as written (plain ES modules, no
+//! build step); the one third-party file, hls.js, is vendored with its licence in `web/vendor/`.
+//! Nothing is loaded from elsewhere, so the app works on a closed network.
+//!
+//! Each asset is gzipped once, on its first request, and served compressed to clients that accept
+//! it. Our own files are `no-cache` with a strong `ETag` (a reload revalidates with a 304, so an
+//! upgrade never mixes old and new modules); the vendored library, named with its version in
+//! [`HLS_JS_VERSION`] below, may be cached for a day.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+
+/// The vendored hls.js version (see `web/vendor/README.md`).
+pub const HLS_JS_VERSION: &str = "1.7.4";
+
+/// One embedded file.
+struct Asset {
+    name: &'static str,
+    mime: &'static str,
+    body: &'static [u8],
+    /// Cacheable for a day (vendored, versioned) rather than revalidated each time.
+    long_lived: bool,
+}
+
+macro_rules! assets {
+    ($($name:literal $mime:literal $path:literal $long:literal,)*) => {
+        const ASSETS: &[Asset] = &[$(Asset {
+            name: $name,
+            mime: $mime,
+            body: include_bytes!(concat!("../web/", $path)),
+            long_lived: $long,
+        },)*];
+    };
+}
+
+assets! {
+    "index.html" "text/html; charset=utf-8" "index.html" false,
+    "app.css" "text/css; charset=utf-8" "app.css" false,
+    "app.js" "text/javascript; charset=utf-8" "app.js" false,
+    "api.js" "text/javascript; charset=utf-8" "api.js" false,
+    "ui.js" "text/javascript; charset=utf-8" "ui.js" false,
+    "home.js" "text/javascript; charset=utf-8" "home.js" false,
+    "space.js" "text/javascript; charset=utf-8" "space.js" false,
+    "player.js" "text/javascript; charset=utf-8" "player.js" false,
+    "stage.js" "text/javascript; charset=utf-8" "stage.js" false,
+    "replay.js" "text/javascript; charset=utf-8" "replay.js" false,
+    "icon.svg" "image/svg+xml" "icon.svg" false,
+    "hls.light.min.mjs" "text/javascript; charset=utf-8" "vendor/hls.light.min.mjs" true,
+    "hls.js-LICENSE.txt" "text/plain; charset=utf-8" "vendor/hls.js-LICENSE.txt" true,
+}
+
+/// Per asset: its gzip encoding and ETag, computed on first use.
+struct Prepared {
+    gzip: Vec<u8>,
+    etag: String,
+}
+
+fn prepared(i: usize) -> &'static Prepared {
+    static CELLS: OnceLock<Vec<OnceLock<Prepared>>> = OnceLock::new();
+    let cells = CELLS.get_or_init(|| ASSETS.iter().map(|_| OnceLock::new()).collect());
+    cells[i].get_or_init(|| {
+        let body = ASSETS[i].body;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        // Writing to a Vec cannot fail.
+        let gzip = enc
+            .write_all(body)
+            .and_then(|_| enc.finish())
+            .unwrap_or_default();
+        Prepared {
+            gzip,
+            etag: format!("\"{:016x}\"", fnv1a(body)),
+        }
+    })
+}
+
+/// FNV-1a 64: enough to tell two versions of a file apart.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|c| {
+            let mut parts = c.trim().split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q_zero = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    == Some(0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+        })
+}
+
+fn serve(i: usize, status: StatusCode, headers: &HeaderMap) -> Response {
+    let a = &ASSETS[i];
+    let p = prepared(i);
+    let cache = if a.long_lived {
+        "public, max-age=86400"
+    } else {
+        "no-cache"
+    };
+    let mut resp = if status == StatusCode::OK
+        && headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == p.etag || t.trim() == "*"))
+    {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else if accepts_gzip(headers) && !p.gzip.is_empty() {
+        let mut r = (status, p.gzip.clone()).into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        (status, a.body).into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.mime));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&p.etag) {
+        h.insert(header::ETAG, v);
+    }
+    if a.mime.starts_with("text/html") {
+        // The page loads only its own scripts and styles, and talks only to its own origin
+        // (media: blob: for MSE; data: for an empty text track hls.js creates).
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; media-src 'self' blob: data:; img-src 'self' data:; \
+                 worker-src 'self' blob:; object-src 'none'; base-uri 'none'; \
+                 frame-ancestors 'none'",
+            ),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+    }
+    resp
+}
+
+fn index_of(name: &str) -> Option<usize> {
+    ASSETS.iter().position(|a| a.name == name)
+}
+
+fn shell(status: StatusCode, headers: &HeaderMap) -> Response {
+    // index.html is in the table by construction.
+    serve(index_of("index.html").unwrap_or(0), status, headers)
+}
+
+/// `GET /`: the home page.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "web",
+    responses((status = 200, description = "The web app (home: live, scheduled and ended spaces)",
+        content_type = "text/html")),
+)]
+pub async fn home(headers: HeaderMap) -> Response {
+    shell(StatusCode::OK, &headers)
+}
+
+/// `GET /spaces/{id}`: a space's page (listen, speak, host). 404 (with the same app, which
+/// says so) for an unknown space.
+#[utoipa::path(
+    get,
+    path = "/spaces/{id}",
+    tag = "web",
+    params(("id" = String, Path, description = "Space id")),
+    responses(
+        (status = 200, description = "The web app (space page)", content_type = "text/html"),
+        (status = 404, description = "No such space (the app shows it)", content_type = "text/html"),
+    ),
+)]
+pub async fn space_page(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let status = if app.spaces.get(&id).is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    shell(status, &headers)
+}
+
+/// `GET /spaces/{id}/replay`: a space's replay page (recording and timeline).
+#[utoipa::path(
+    get,
+    path = "/spaces/{id}/replay",
+    tag = "web",
+    params(("id" = String, Path, description = "Space id")),
+    responses(
+        (status = 200, description = "The web app (replay page)", content_type = "text/html"),
+        (status = 404, description = "No such space (the app shows it)", content_type = "text/html"),
+    ),
+)]
+pub async fn replay_page(
+    state: State<AppState>,
+    path: Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    space_page(state, path, headers).await
+}
+
+/// `GET /app/{file}`: the app's scripts, style sheet and vendored library.
+#[utoipa::path(
+    get,
+    path = "/app/{file}",
+    tag = "web",
+    params(("file" = String, Path, description = "Asset name, e.g. `app.js`")),
+    responses(
+        (status = 200, description = "The file (gzip when accepted)"),
+        (status = 304, description = "Unchanged (`If-None-Match`)"),
+        (status = 404, description = "No such asset", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    match index_of(&file) {
+        Some(i) if file != "index.html" => serve(i, StatusCode::OK, &headers),
+        _ => crate::error::ApiError::not_found("asset").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(v: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+        m
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip(&h("gzip, deflate, br")));
+        assert!(accepts_gzip(&h("br;q=1.0, GZIP;q=0.5")));
+        assert!(accepts_gzip(&h("*")));
+        assert!(!accepts_gzip(&h("gzip;q=0")));
+        assert!(!accepts_gzip(&h("br, identity")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn every_asset_is_present_and_compresses_back() {
+        for (i, a) in ASSETS.iter().enumerate() {
+            assert!(!a.body.is_empty(), "{} is empty", a.name);
+            let p = prepared(i);
+            let mut d = flate2::read::GzDecoder::new(&p.gzip[..]);
+            let mut back = Vec::new();
+            std::io::Read::read_to_end(&mut d, &mut back).unwrap();
+            assert_eq!(back, a.body, "{}", a.name);
+        }
+    }
+}

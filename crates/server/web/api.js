@@ -1,0 +1,120 @@
+// The JSON API as the pages use it, and what the browser remembers: the participant token per
+// space (localStorage, so a reload keeps one's identity and role), the display name, and, only
+// when asked, the operator key.
+
+/** An API refusal: `status` (HTTP), `code` and `message` from the server's JSON error. */
+export class ApiError extends Error {
+  constructor(status, code, message, retryAfter) {
+    super(message || `HTTP ${status}`);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/**
+ * Calls the API: `api('POST', '/api/spaces/x/join', { token, body })`. Resolves to the parsed
+ * JSON (or null for 204), rejects with ApiError (status 0 for a network failure).
+ */
+export async function api(method, path, { token, body, timeoutMs = 15000 } = {}) {
+  const headers = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (e) {
+    throw new ApiError(0, 'network', `cannot reach the server (${e.name === 'TimeoutError' ? 'timed out' : e.message})`);
+  }
+  const text = await res.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = null;
+  }
+  if (!res.ok) {
+    const retry = Number(res.headers.get('retry-after')) || undefined;
+    throw new ApiError(res.status, json?.error ?? 'http', json?.message ?? `${res.status} ${res.statusText}`, retry);
+  }
+  return json;
+}
+
+const tokenKey = (space) => `tribune.session.${space}`;
+
+/** This browser's participant in `space`: { token, sub, name, role, exp } or null. */
+export function loadSession(space) {
+  try {
+    const s = JSON.parse(localStorage.getItem(tokenKey(space)) || 'null');
+    if (!s || !s.token) return null;
+    if (s.exp && s.exp * 1000 < Date.now()) return { ...s, expired: true };
+    return s;
+  } catch {
+    return null;
+  }
+}
+
+/** Remembers the participant for `space` (null forgets it). */
+export function saveSession(space, session) {
+  try {
+    if (session) localStorage.setItem(tokenKey(space), JSON.stringify(session));
+    else localStorage.removeItem(tokenKey(space));
+  } catch {
+    // Private mode or storage full: the page still works until it is closed.
+  }
+}
+
+/** Claims of a JWT (not verified: the server does that), or null. */
+export function claims(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(decodeURIComponent(escape(atob(part))));
+  } catch {
+    return null;
+  }
+}
+
+/** A session from a token alone (e.g. a host or co-host link). */
+export function sessionFromToken(token) {
+  const c = claims(token);
+  if (!c || !c.sub) return null;
+  return { token, sub: c.sub, name: c.name, role: c.role, exp: c.exp, space: c.space };
+}
+
+export function loadName() {
+  try {
+    return localStorage.getItem('tribune.name') || '';
+  } catch {
+    return '';
+  }
+}
+
+export function saveName(name) {
+  try {
+    localStorage.setItem('tribune.name', name);
+  } catch {
+    // ignored: see saveSession
+  }
+}
+
+export function loadAdminKey() {
+  try {
+    return localStorage.getItem('tribune.adminKey') || '';
+  } catch {
+    return '';
+  }
+}
+
+export function saveAdminKey(key) {
+  try {
+    if (key) localStorage.setItem('tribune.adminKey', key);
+    else localStorage.removeItem('tribune.adminKey');
+  } catch {
+    // ignored: see saveSession
+  }
+}

@@ -1,0 +1,861 @@
+// The space page: one page for everyone in a space, shaped by the visitor's current role.
+//   listener  title, stage with speaking and mute indicators, listener count, play/pause and
+//             volume, reactions, raise hand / withdraw, accept an invitation
+//   speaker   + microphone over WHIP (hearing the others through the same connection), mute,
+//             leave the stage
+//   host, co-host  + requests to speak, invite from the audience, moderation of the stage,
+//             co-hosts, start / resume / end, and how loaded the room is
+//
+// State comes from the server-sent events (a `snapshot`, then changes); the page renders from
+// it. Lists that change rarely are rebuilt (keyboard focus is kept by `data-key`); the speaking
+// indicators, updated four times a second, only flip attributes.
+
+import { api, ApiError, loadSession, saveSession, sessionFromToken, loadName, saveName } from './api.js';
+import { h, replace, announce, formatStart, relativeStart, count, ROLE_LABEL, backoff } from './ui.js';
+import { LivePlayer, levelDb } from './player.js';
+import { StagePublisher } from './stage.js';
+
+/** Must match the server's allow-list (crates/room/src/reactions.rs). */
+const EMOJI = ['👏', '❤️', '😂', '🔥', '💯', '🙌', '😮', '👍', '👎', '😢', '🎉', '✋'];
+const MAIN_EMOJI = 6;
+/** A speaker counts as speaking above this level (as the server's timeline does). */
+const SPEAKING_DBFS = -45;
+const BEACON_MS = 45000;
+const AUDIENCE_POLL_MS = 5000;
+
+export async function showSpace(main, id) {
+  const page = new SpacePage(main, id);
+  await page.init();
+  window.tribune.page = page;
+}
+
+class SpacePage {
+  constructor(main, id) {
+    this.main = main;
+    this.id = id;
+    this.base = `/api/spaces/${encodeURIComponent(id)}`;
+    this.summary = null;
+    this.room = { lifecycle: 'scheduled', host: null, stage: [], hands: [], invited: [], cohosts: [] };
+    this.listeners = 0;
+    this.load = null;
+    this.levels = new Map();
+    this.reactionTotals = new Map();
+    this.session = null;
+    this.handRaised = false;
+    this.player = null;
+    this.playerState = 'stopped';
+    this.wantPlay = false;
+    this.publisher = null;
+    this.stageState = 'stopped';
+    this.resumePlayAfterStage = false;
+    this.es = null;
+    this.esAttempt = 0;
+    this.lastEventId = null;
+    this.audience = [];
+    this.timers = [];
+    this.els = {};
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Start-up
+
+  async init() {
+    this.takeTokenFromLink();
+    try {
+      this.summary = await api('GET', this.base);
+    } catch (e) {
+      document.title = 'Space not found · tribune';
+      replace(this.main, h('h1', {}, e.status === 404 ? 'No such space' : 'Cannot load this space'),
+        h('p', { class: 'error' }, e.message), h('p', {}, h('a', { href: '/' }, 'See the spaces')));
+      return;
+    }
+    this.room.lifecycle = this.summary.state;
+    this.listeners = this.summary.listeners;
+    document.title = `${this.summary.title} · tribune`;
+    this.build();
+    if (this.room.lifecycle === 'ended') {
+      this.render();
+      return;
+    }
+    await this.ensureSession();
+    this.render();
+    this.openEvents();
+    this.every(BEACON_MS, () => this.beacon());
+    this.every(AUDIENCE_POLL_MS, () => this.refreshAudience());
+    this.every(1000, () => this.tick());
+    addEventListener('pagehide', () => this.publisher?.deleteResource());
+  }
+
+  every(ms, f) {
+    this.timers.push(setInterval(f, ms));
+  }
+
+  /** A host or co-host link carries its token in the fragment: `/spaces/x#token=…`. */
+  takeTokenFromLink() {
+    const m = location.hash.match(/token=([\w.-]+)/);
+    if (!m) return;
+    const s = sessionFromToken(m[1]);
+    if (s && s.space === this.id) saveSession(this.id, s);
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+
+  /** Makes sure this browser has a valid token for the space (joining anonymously if not). */
+  async ensureSession() {
+    let s = loadSession(this.id);
+    if (s && !s.expired && s.role === 'listener' && s.renew_after && s.renew_after * 1000 < Date.now()) {
+      s = await this.renew(s).catch(() => null);
+    }
+    if (!s || s.expired) s = await this.join(loadName() || 'Listener');
+    this.session = s;
+    this.publishState();
+  }
+
+  async join(name) {
+    const j = await api('POST', `${this.base}/join`, { body: { name } });
+    const s = { token: j.token, sub: j.sub, name: j.name, role: 'listener', exp: j.exp, renew_after: j.renew_after };
+    saveSession(this.id, s);
+    return s;
+  }
+
+  /** A fresh listener token for the same participant (under a new name if given). */
+  async renew(s, name) {
+    const j = await api('POST', `${this.base}/join`, { token: s.token, body: name ? { name } : undefined });
+    const n = { ...s, token: j.token, name: j.name, exp: j.exp, renew_after: j.renew_after };
+    saveSession(this.id, n);
+    return n;
+  }
+
+  /** Every second: token renewal, the countdown of a scheduled space, the level meter. */
+  async tick() {
+    const s = this.session;
+    if (s && s.role === 'listener' && s.renew_after && s.renew_after * 1000 < Date.now() && !this.renewing) {
+      this.renewing = true;
+      try {
+        this.session = await this.renew(s);
+      } catch (e) {
+        if (e.status === 401 || e.status === 403) this.session = null;
+      } finally {
+        this.renewing = false;
+      }
+    }
+    if (this.room.lifecycle === 'scheduled' && this.summary.starts_at) this.renderHeader();
+  }
+
+  beacon() {
+    if (this.session && this.room.lifecycle !== 'ended' && document.visibilityState === 'visible') {
+      api('POST', `${this.base}/presence`, { token: this.session.token }).catch(() => {});
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Events
+
+  openEvents() {
+    if (this.es) this.es.close();
+    const q = new URLSearchParams({ token: this.session.token });
+    if (this.lastEventId) q.set('last_event_id', this.lastEventId);
+    const es = new EventSource(`${this.base}/events?${q}`);
+    this.es = es;
+    const on = (name, f) => es.addEventListener(name, (ev) => {
+      if (ev.lastEventId) this.lastEventId = ev.lastEventId;
+      let data;
+      try {
+        data = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      f.call(this, data);
+    });
+    on('snapshot', this.onSnapshot);
+    on('state', (d) => this.onLifecycle(d.lifecycle));
+    on('stage', (d) => {
+      this.room.stage = d.participants;
+      this.afterStageChange();
+    });
+    on('hand_raised', (d) => {
+      if (!this.room.hands.some(([s]) => s === d.sub)) this.room.hands.push([d.sub, d.name]);
+      if (d.sub === this.me()) this.handRaised = true;
+      else if (this.isModerator()) announce(`${d.name} asks to speak.`);
+      this.renderHands();
+      this.renderParticipation();
+    });
+    on('hand_lowered', (d) => this.dropHand(d.sub));
+    on('approved', (d) => {
+      this.dropHand(d.sub);
+      if (d.sub === this.me()) announce('You may speak: press Join stage.');
+    });
+    on('declined', (d) => {
+      this.dropHand(d.sub);
+      if (d.sub === this.me()) announce('Your request to speak was declined.');
+    });
+    on('invited', (d) => {
+      if (!this.room.invited.includes(d.sub)) this.room.invited.push(d.sub);
+      if (d.sub === this.me()) announce('You are invited to speak.');
+      this.renderParticipation();
+      this.renderAudience();
+    });
+    const uninvite = (d) => {
+      this.room.invited = this.room.invited.filter((s) => s !== d.sub);
+      this.renderParticipation();
+      this.renderAudience();
+    };
+    on('invite_accepted', uninvite);
+    on('invite_declined', uninvite);
+    on('muted', (d) => {
+      if (d.sub === this.me()) {
+        this.publisher?.setMuted(true);
+        announce(d.by_host ? 'The host muted you.' : 'You are muted.');
+      }
+    });
+    on('unmuted', (d) => {
+      if (d.sub === this.me() && this.publisher) {
+        this.publisher.setMuted(false);
+        announce('You are unmuted.');
+      }
+    });
+    on('moved_to_audience', (d) => {
+      if (d.sub === this.me()) {
+        this.stopSpeaking(false);
+        announce('You are back in the audience.');
+      }
+    });
+    const gone = (verb) => (d) => {
+      if (d.sub !== this.me()) return;
+      this.stopSpeaking(false);
+      this.player?.stop();
+      this.es?.close();
+      saveSession(this.id, null);
+      this.session = null;
+      this.kicked = verb;
+      this.render();
+    };
+    on('removed', gone('removed from'));
+    on('banned', gone('banned from'));
+    on('host_changed', (d) => {
+      this.room.host = d.sub;
+      if (d.sub === this.me()) announce('You are now the host.');
+      this.afterStageChange();
+    });
+    on('cohost_named', (d) => {
+      if (!this.room.cohosts.includes(d.sub)) this.room.cohosts.push(d.sub);
+      if (d.sub === this.me()) announce('You are now a co-host.');
+      this.afterStageChange();
+    });
+    on('cohost_revoked', (d) => {
+      this.room.cohosts = this.room.cohosts.filter((s) => s !== d.sub);
+      this.afterStageChange();
+    });
+    on('levels', (d) => {
+      this.levels = new Map(d.levels.map((l) => [l.sub, l.dbfs]));
+      this.renderSpeaking();
+    });
+    on('listeners', (d) => {
+      this.listeners = d.count;
+      if (d.admission) this.load = d.admission;
+      this.renderCounts();
+    });
+    on('reactions', (d) => this.onReactions(d.counts));
+    es.addEventListener('open', () => {
+      this.esAttempt = 0;
+      this.setConnection(true);
+    });
+    es.addEventListener('error', () => {
+      this.setConnection(false);
+      if (es.readyState === EventSource.CLOSED && this.room.lifecycle !== 'ended' && this.session) {
+        // Refused (an expired token, a restart): renew or re-join, then reopen where we left.
+        setTimeout(async () => {
+          if (this.es !== es) return;
+          try {
+            const s = loadSession(this.id);
+            if (!s || s.expired) await this.ensureSession();
+            else this.session = s;
+            this.openEvents();
+          } catch (e) {
+            this.setConnection(false, e.message);
+            this.esAttempt++;
+            this.openEventsLater();
+          }
+        }, backoff(this.esAttempt++));
+      }
+    });
+  }
+
+  openEventsLater() {
+    setTimeout(() => this.session && this.openEvents(), backoff(this.esAttempt));
+  }
+
+  onSnapshot(d) {
+    this.summary = d.space;
+    this.listeners = d.space.listeners;
+    this.room = d.room;
+    this.handRaised = this.room.hands.some(([s]) => s === this.me());
+    this.onLifecycle(d.room.lifecycle, true);
+    this.render();
+  }
+
+  onLifecycle(lifecycle, quiet = false) {
+    const before = this.room.lifecycle;
+    this.room.lifecycle = lifecycle;
+    if (lifecycle === before && !quiet) return;
+    if (lifecycle === 'live' && this.wantPlay && !this.player?.wanted) this.play();
+    if (lifecycle === 'ended') {
+      this.stopSpeaking(false);
+      this.player?.stop('ended');
+      this.es?.close();
+      if (!quiet) announce('This space has ended.');
+    } else if (lifecycle === 'live' && before === 'scheduled' && !quiet) {
+      announce('The space is live.');
+    }
+    this.render();
+  }
+
+  dropHand(sub) {
+    this.room.hands = this.room.hands.filter(([s]) => s !== sub);
+    if (sub === this.me()) this.handRaised = false;
+    this.renderHands();
+    this.renderParticipation();
+  }
+
+  onReactions(counts) {
+    for (const [e, n] of Object.entries(counts)) {
+      this.reactionTotals.set(e, (this.reactionTotals.get(e) || 0) + n);
+      for (let i = 0; i < Math.min(n, 5); i++) this.float(e);
+    }
+    this.renderReactionTotals();
+  }
+
+  float(emoji) {
+    const layer = this.els.floats;
+    if (!layer || matchMedia('(prefers-reduced-motion: reduce)').matches) return;
+    const f = h('span', { class: 'float', style: `left:${10 + Math.random() * 80}%` }, emoji);
+    layer.append(f);
+    setTimeout(() => f.remove(), 2500);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Who am I
+
+  me() {
+    return this.session?.sub ?? null;
+  }
+
+  myStageEntry() {
+    return this.room.stage.find((p) => p.sub === this.me()) ?? null;
+  }
+
+  myRole() {
+    const me = this.me();
+    if (!me) return 'listener';
+    if (this.room.host === me) return 'host';
+    if (this.room.cohosts.includes(me)) return 'cohost';
+    return this.myStageEntry()?.role ?? 'listener';
+  }
+
+  isModerator() {
+    const r = this.myRole();
+    return r === 'host' || r === 'cohost';
+  }
+
+  publishState() {
+    window.tribune.state = {
+      sub: this.me(),
+      role: this.myRole(),
+      lifecycle: this.room.lifecycle,
+      onStage: !!this.myStageEntry(),
+      connected: this.stageState === 'connected',
+      player: this.playerState,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Actions
+
+  async act(action, sub, { quiet = false } = {}) {
+    try {
+      const r = await api('POST', `${this.base}/stage/${action}`, {
+        token: this.session.token,
+        body: sub ? { sub } : undefined,
+      });
+      return r;
+    } catch (e) {
+      if (!quiet) announce(e.message);
+      throw e;
+    }
+  }
+
+  async lifecycle(verb) {
+    try {
+      await api('POST', `${this.base}/${verb}`, { token: this.session.token });
+    } catch (e) {
+      announce(e.message);
+    }
+  }
+
+  async play() {
+    this.wantPlay = true;
+    if (this.room.lifecycle !== 'live' && this.room.lifecycle !== 'interrupted') {
+      announce('The audio starts when the space goes live.');
+      this.renderPlayer();
+      return;
+    }
+    if (!this.player) {
+      this.player = new LivePlayer(this.id, (state, detail) => {
+        this.playerState = state;
+        this.playerDetail = detail;
+        this.renderPlayer();
+        this.publishState();
+      });
+      this.player.setVolume(Number(this.els.volume?.value ?? 100) / 100);
+    }
+    await this.player.play();
+  }
+
+  pause() {
+    this.wantPlay = false;
+    this.player?.stop();
+    this.renderPlayer();
+  }
+
+  async raiseHand() {
+    const name = this.els.name?.value.trim() || 'Listener';
+    saveName(name);
+    try {
+      if (name !== this.session.name && this.myRole() === 'listener') {
+        // The name travels in the token: renew it under the new name (same participant).
+        this.session = await this.renew(this.session, name);
+      }
+      await this.act('raise-hand');
+      this.handRaised = true;
+      announce('Your hand is raised. The host will see your request.');
+    } catch {
+      // announced by act()
+    }
+    this.renderParticipation();
+  }
+
+  async lowerHand() {
+    await this.act('lower-hand').catch(() => {});
+    this.handRaised = false;
+    this.renderParticipation();
+  }
+
+  async joinStage() {
+    try {
+      if (this.room.invited.includes(this.me())) await this.act('accept');
+      const t = await this.act('token');
+      this.session = { ...this.session, token: t.token, role: t.role, exp: t.exp, renew_after: null };
+      saveSession(this.id, this.session);
+    } catch {
+      return;
+    }
+    if (this.player?.wanted) {
+      // One's own voice, a second late, would be confusing: the others come over WebRTC.
+      this.resumePlayAfterStage = true;
+      this.player.stop();
+    }
+    this.publisher = new StagePublisher(this.summary.whip_url, () => this.session.token, (state, detail) => {
+      this.stageState = state;
+      if (state === 'error') announce(detail);
+      this.renderParticipation();
+      this.publishState();
+    });
+    try {
+      await this.publisher.start();
+      const mine = this.myStageEntry();
+      if (mine?.muted) this.publisher.setMuted(true);
+    } catch (e) {
+      announce(e.name === 'NotAllowedError' ? 'Microphone permission was denied.' : e.message);
+      this.publisher?.stop();
+      this.publisher = null;
+      this.renderParticipation();
+    }
+  }
+
+  async declineInvite() {
+    await this.act('decline-invite').catch(() => {});
+  }
+
+  async stopSpeaking(stepDown) {
+    const p = this.publisher;
+    this.publisher = null;
+    if (p) p.stop();
+    this.stageState = 'stopped';
+    if (stepDown && this.myRole() !== 'host' && this.myStageEntry()) {
+      await this.act('leave').catch(() => {});
+    }
+    if (this.resumePlayAfterStage && this.room.lifecycle === 'live') {
+      this.resumePlayAfterStage = false;
+      this.play();
+    }
+    this.renderParticipation();
+    this.publishState();
+  }
+
+  async toggleMute() {
+    const mine = this.myStageEntry();
+    const muted = mine ? mine.muted : this.publisher?.muted;
+    try {
+      if (muted) {
+        await this.act('unmute');
+        this.publisher?.setMuted(false);
+      } else {
+        this.publisher?.setMuted(true);
+        await this.act('mute');
+      }
+    } catch {
+      // announced (e.g. muted by the host)
+    }
+  }
+
+  async react(emoji) {
+    try {
+      await api('POST', `${this.base}/reactions`, { token: this.session.token, body: { emoji } });
+    } catch (e) {
+      announce(e.status === 429 ? 'Slow down: at most 5 reactions a second.' : e.message);
+    }
+  }
+
+  async refreshAudience() {
+    if (!this.isModerator() || this.room.lifecycle === 'ended' || document.visibilityState !== 'visible') return;
+    try {
+      const r = await api('GET', `${this.base}/audience?limit=50`, { token: this.session.token });
+      this.audience = r.audience;
+      this.renderAudience();
+    } catch {
+      // next poll
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Rendering
+
+  build() {
+    const volume = h('input', { id: 'volume', type: 'range', min: 0, max: 100, value: 100, 'aria-label': 'Volume' });
+    volume.addEventListener('input', () => this.player?.setVolume(Number(volume.value) / 100));
+    this.els = {
+      header: h('div', { class: 'space-header' }),
+      notice: h('div', { class: 'notice', role: 'status', 'aria-live': 'polite' }),
+      stage: h('ul', { class: 'stage', 'aria-label': 'Stage' }),
+      play: h('button', { id: 'play', type: 'button', class: 'primary play', onclick: () => (this.wantPlay ? this.pause() : this.play()) }, 'Play'),
+      playerStatus: h('span', { class: 'player-status', 'aria-live': 'polite' }),
+      meter: h('meter', { class: 'meter', min: -60, max: 0, value: -60, 'aria-label': 'Audio level' }),
+      volume,
+      participation: h('div', { class: 'participation' }),
+      reactions: h('div', { class: 'reactions' }),
+      totals: h('ul', { class: 'reaction-totals', 'aria-label': 'Reactions' }),
+      floats: h('div', { class: 'floats', 'aria-hidden': 'true' }),
+      host: h('section', { class: 'host-panel', 'aria-labelledby': 'host-h', hidden: true }),
+      hands: h('ul', { class: 'people', 'aria-label': 'Requests to speak' }),
+      audience: h('ul', { class: 'people', 'aria-label': 'Audience' }),
+    };
+    const e = this.els;
+    replace(this.main,
+      e.header,
+      e.notice,
+      h('section', { class: 'card stage-card', 'aria-labelledby': 'stage-h' },
+        h('h2', { id: 'stage-h' }, 'On stage'), e.stage),
+      h('section', { class: 'card listen', 'aria-labelledby': 'listen-h' },
+        h('h2', { id: 'listen-h' }, 'Listen'),
+        h('div', { class: 'player-row' }, e.play,
+          h('label', { for: 'volume', class: 'volume' }, 'Volume', volume),
+          e.meter),
+        e.playerStatus),
+      h('section', { class: 'card take-part', 'aria-labelledby': 'part-h' },
+        h('h2', { id: 'part-h' }, 'Take part'), e.participation),
+      h('section', { class: 'card react', 'aria-labelledby': 'react-h' },
+        h('h2', { id: 'react-h' }, 'React'), e.reactions, e.totals, e.floats),
+      e.host);
+    replace(e.reactions,
+      EMOJI.slice(0, MAIN_EMOJI).map((em) => this.reactionButton(em)),
+      h('details', { class: 'more-reactions' }, h('summary', {}, 'More reactions'),
+        EMOJI.slice(MAIN_EMOJI).map((em) => this.reactionButton(em))));
+    this.meterTimer = setInterval(() => {
+      const a = this.player?.analyser;
+      e.meter.value = a && this.player.wanted ? Math.max(-60, levelDb(a)) : -60;
+    }, 150);
+  }
+
+  reactionButton(emoji) {
+    return h('button', { type: 'button', class: 'emoji', 'aria-label': `React ${emoji}`, onclick: () => this.react(emoji) }, emoji);
+  }
+
+  render() {
+    this.renderHeader();
+    this.renderStage();
+    this.renderPlayer();
+    this.renderParticipation();
+    this.renderReactionTotals();
+    this.renderHost();
+    this.publishState();
+  }
+
+  afterStageChange() {
+    this.renderStage();
+    this.renderParticipation();
+    this.renderHost();
+    this.publishState();
+  }
+
+  renderHeader() {
+    const s = this.summary;
+    const lc = this.room.lifecycle;
+    const hostEntry = this.room.stage.find((p) => p.sub === this.room.host);
+    replace(this.els.header,
+      h('h1', {}, s.title),
+      s.description ? h('p', { class: 'description' }, s.description) : null,
+      h('p', { class: 'status-line' },
+        h('span', { id: 'lifecycle', class: `badge ${lc}` }, lc), ' ',
+        lc === 'scheduled' && s.starts_at
+          ? h('span', {}, 'Starts ', h('time', { datetime: new Date(s.starts_at * 1000).toISOString() }, formatStart(s.starts_at)), ` (${relativeStart(s.starts_at)}) `)
+          : null,
+        h('span', { class: 'listeners' }, h('span', { id: 'listener-count' }, String(this.listeners)), ' listening'),
+        hostEntry ? h('span', { class: 'muted' }, ` · hosted by ${hostEntry.name}`) : null,
+        h('span', { class: 'conn', id: 'conn' })));
+    if (lc === 'ended') {
+      replace(this.els.notice, h('p', {}, 'This space has ended. ',
+        h('a', { href: `/spaces/${encodeURIComponent(this.id)}/replay` }, 'Listen to the replay')));
+    } else if (lc === 'interrupted') {
+      replace(this.els.notice, h('p', {}, 'The server restarted: the space continues when the host resumes it.'));
+    } else if (this.kicked) {
+      replace(this.els.notice, h('p', { class: 'error' }, `You were ${this.kicked} this space.`));
+    } else {
+      replace(this.els.notice);
+    }
+  }
+
+  setConnection(ok, detail) {
+    const c = document.getElementById('conn');
+    if (c) c.textContent = ok ? '' : ` · reconnecting${detail ? ` (${detail})` : ''}…`;
+  }
+
+  renderCounts() {
+    const c = document.getElementById('listener-count');
+    if (c) c.textContent = String(this.listeners);
+    this.renderLoad();
+  }
+
+  renderStage() {
+    const me = this.me();
+    const mod = this.isModerator();
+    const items = this.room.stage.map((p) => {
+      const speaking = (this.levels.get(p.sub) ?? -100) > SPEAKING_DBFS && !p.muted;
+      const status = [ROLE_LABEL[p.role] ?? p.role];
+      if (p.sub === me) status.push('you');
+      if (!p.connected) status.push('not connected');
+      if (p.host_muted) status.push('muted by host');
+      else if (p.muted) status.push('muted');
+      return h('li', {
+        class: 'person',
+        dataset: { sub: p.sub, connected: String(p.connected), muted: String(p.muted), speaking: String(speaking), role: p.role },
+      },
+      h('span', { class: 'avatar', 'aria-hidden': 'true' }, initials(p.name)),
+      h('span', { class: 'who' },
+        h('span', { class: 'name' }, p.name),
+        h('span', { class: 'role' }, status.join(' · ')),
+        h('span', { class: 'speaking-label visually-hidden' }, speaking ? 'speaking' : '')),
+      h('span', { class: 'mic', 'aria-hidden': 'true' }, p.muted ? '🔇' : '🎙️'),
+      mod && p.sub !== me ? this.moderationButtons(p) : null);
+    });
+    this.keepFocus(this.els.stage, () => replace(this.els.stage,
+      items.length ? items : h('li', { class: 'muted' }, 'Nobody is on stage yet.')));
+  }
+
+  moderationButtons(p) {
+    const iAmHost = this.myRole() === 'host';
+    if (p.role === 'host') return null;
+    if (p.role === 'cohost' && !iAmHost) return null;
+    const b = (label, key, f, cls = '') => h('button', { type: 'button', class: `small ${cls}`, 'data-key': `${key}:${p.sub}`, onclick: f }, label);
+    return h('span', { class: 'mod-buttons' },
+      p.host_muted
+        ? b(`Unmute ${p.name}`, 'unmute', () => this.act('unmute', p.sub))
+        : b(`Mute ${p.name}`, 'mute', () => this.act('mute', p.sub)),
+      b(`Move ${p.name} to audience`, 'audience', () => this.act('audience', p.sub)),
+      iAmHost && p.role === 'speaker' ? b(`Make ${p.name} co-host`, 'cohost', () => this.act('cohost', p.sub)) : null,
+      iAmHost && p.role === 'cohost' ? b(`Revoke co-host ${p.name}`, 'uncohost', () => this.act('uncohost', p.sub)) : null,
+      b(`Remove ${p.name}`, 'remove', () => confirm(`Remove ${p.name} from this space?`) && this.act('remove', p.sub), 'danger'),
+      b(`Ban ${p.name}`, 'ban', () => confirm(`Ban ${p.name} from this space?`) && this.act('ban', p.sub), 'danger'));
+  }
+
+  /** Rebuilds a list but gives focus back to the control with the same `data-key`. */
+  keepFocus(container, rebuild) {
+    const key = container.contains(document.activeElement) ? document.activeElement.dataset?.key : null;
+    rebuild();
+    if (key) container.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
+  }
+
+  renderSpeaking() {
+    for (const li of this.els.stage.querySelectorAll('li[data-sub]')) {
+      const p = this.room.stage.find((x) => x.sub === li.dataset.sub);
+      const speaking = !!p && !p.muted && (this.levels.get(p.sub) ?? -100) > SPEAKING_DBFS;
+      if (li.dataset.speaking !== String(speaking)) {
+        li.dataset.speaking = String(speaking);
+        const label = li.querySelector('.speaking-label');
+        if (label) label.textContent = speaking ? 'speaking' : '';
+      }
+    }
+  }
+
+  renderPlayer() {
+    const e = this.els;
+    if (!e.play) return;
+    const lc = this.room.lifecycle;
+    e.play.textContent = this.wantPlay ? 'Pause' : 'Play';
+    e.play.disabled = lc === 'ended';
+    const words = {
+      connecting: 'Connecting…',
+      playing: `Live${this.player?.mode === 'ogg' ? ' (Ogg stream)' : ''}`,
+      buffering: 'Buffering…',
+      reconnecting: `Reconnecting${this.playerDetail ? ` (${this.playerDetail})` : ''}…`,
+      error: this.playerDetail || 'Cannot play',
+      ended: 'The space has ended.',
+      stopped: '',
+    };
+    let text = words[this.playerState] ?? '';
+    if (this.wantPlay && lc === 'scheduled') text = 'Waiting for the space to start…';
+    if (this.publisher && !this.wantPlay) text = 'You hear the stage through your microphone connection.';
+    e.playerStatus.textContent = text;
+  }
+
+  renderParticipation() {
+    const e = this.els;
+    if (!e.participation) return;
+    const lc = this.room.lifecycle;
+    const me = this.me();
+    const role = this.myRole();
+    const mine = this.myStageEntry();
+    const parts = [];
+    if (lc === 'ended' || !this.session) {
+      replace(e.participation, h('p', { class: 'muted' }, lc === 'ended' ? 'The space has ended.' : 'You are not in this space.'));
+      return;
+    }
+    const invited = this.room.invited.includes(me);
+    if (this.publisher) {
+      const muted = mine?.muted ?? this.publisher.muted;
+      const words = {
+        microphone: 'Asking for the microphone…',
+        connecting: 'Connecting your microphone…',
+        connected: muted ? (mine?.host_muted ? 'On stage — muted by the host.' : 'On stage — muted.') : 'On stage — you are live.',
+        reconnecting: 'Reconnecting your microphone…',
+      };
+      parts.push(h('p', { class: 'stage-status' }, words[this.stageState] ?? ''));
+      parts.push(h('div', { class: 'row' },
+        h('button', { type: 'button', class: muted ? 'primary' : '', 'data-key': 'self-mute', onclick: () => this.toggleMute() }, muted ? 'Unmute' : 'Mute'),
+        h('button', { type: 'button', 'data-key': 'leave', onclick: () => this.stopSpeaking(true) }, 'Leave stage')));
+    } else if (mine) {
+      parts.push(h('p', {}, role === 'host' ? 'You are the host.' : `You are a ${ROLE_LABEL[role].toLowerCase()}: join the stage to speak.`));
+      parts.push(h('div', { class: 'row' },
+        h('button', { type: 'button', class: 'primary', 'data-key': 'join', disabled: lc !== 'live', onclick: () => this.joinStage() }, 'Join stage'),
+        role !== 'host' ? h('button', { type: 'button', 'data-key': 'leave', onclick: () => this.stopSpeaking(true) }, 'Leave stage') : null));
+      if (lc !== 'live') parts.push(h('p', { class: 'muted' }, 'The stage opens when the space is live.'));
+    } else if (invited) {
+      parts.push(h('p', {}, 'You are invited to speak.'));
+      parts.push(h('div', { class: 'row' },
+        h('button', { type: 'button', class: 'primary', 'data-key': 'join', onclick: () => this.joinStage() }, 'Join stage'),
+        h('button', { type: 'button', 'data-key': 'decline-invite', onclick: () => this.declineInvite() }, 'Decline invite')));
+    } else {
+      const name = h('input', { id: 'name', type: 'text', maxlength: 64, autocomplete: 'nickname', value: this.session.name === 'Listener' ? loadName() : this.session.name });
+      e.name = name;
+      parts.push(h('div', { class: 'field' }, h('label', { for: 'name' }, 'Your name'), name));
+      parts.push(h('div', { class: 'row' }, this.handRaised
+        ? h('button', { type: 'button', 'data-key': 'hand', onclick: () => this.lowerHand() }, 'Withdraw hand')
+        : h('button', { type: 'button', class: 'primary', 'data-key': 'hand', disabled: lc !== 'live', onclick: () => this.raiseHand() }, 'Raise hand')));
+      if (this.handRaised) parts.push(h('p', { class: 'muted' }, 'Your hand is raised: the host will see your request.'));
+    }
+    const keep = document.activeElement?.id === 'name' ? { value: document.activeElement.value } : null;
+    this.keepFocus(e.participation, () => replace(e.participation, parts));
+    if (keep && e.name) {
+      e.name.value = keep.value;
+      e.name.focus();
+    }
+  }
+
+  renderReactionTotals() {
+    const t = this.els.totals;
+    if (!t) return;
+    replace(t, [...this.reactionTotals.entries()].map(([em, n]) =>
+      h('li', { 'data-emoji': em, 'aria-label': `${em} ${n}` }, em, ' ', h('span', { class: 'n' }, count(n)))));
+  }
+
+  renderHost() {
+    const e = this.els;
+    if (!e.host) return;
+    const role = this.myRole();
+    const mod = role === 'host' || role === 'cohost';
+    e.host.hidden = !mod;
+    if (!mod) return;
+    // Hosts run the show from here: their microphone and panel come right after the stage.
+    const stageCard = e.stage.closest('section');
+    const partCard = e.participation.closest('section');
+    if (stageCard && partCard && stageCard.nextElementSibling !== partCard) stageCard.after(partCard);
+    if (partCard && partCard.nextElementSibling !== e.host) partCard.after(e.host);
+    const lc = this.room.lifecycle;
+    const hostEntry = this.room.stage.find((p) => p.sub === this.room.host);
+    const controls = [];
+    if (role === 'host' && lc === 'scheduled') controls.push(h('button', { type: 'button', class: 'primary', 'data-key': 'start', onclick: () => this.lifecycle('start') }, 'Start space'));
+    if (role === 'host' && lc === 'interrupted') controls.push(h('button', { type: 'button', class: 'primary', 'data-key': 'resume', onclick: () => this.lifecycle('resume') }, 'Resume space'));
+    if (role === 'cohost' && lc !== 'ended' && !hostEntry?.connected) {
+      controls.push(h('button', { type: 'button', 'data-key': 'takeover', onclick: () => this.act('takeover') }, 'Take over as host'));
+    }
+    if (role === 'host' && lc !== 'ended') {
+      controls.push(h('button', { type: 'button', class: 'danger', 'data-key': 'end', onclick: () => confirm('End this space for everyone? The recording is kept.') && this.lifecycle('end') }, 'End space'));
+    }
+    this.keepFocus(e.host, () => replace(e.host,
+      h('h2', { id: 'host-h' }, role === 'host' ? 'Host controls' : 'Co-host controls'),
+      h('div', { class: 'row' }, controls),
+      h('div', { class: 'load', id: 'load' }),
+      h('h3', {}, 'Requests to speak'), e.hands,
+      h('h3', {}, 'Audience'),
+      h('p', { class: 'muted small' }, 'Recently active listeners; invite one to the stage.'),
+      e.audience));
+    this.renderHands();
+    this.renderAudience();
+    this.renderLoad();
+  }
+
+  renderLoad() {
+    const el = document.getElementById('load');
+    if (!el) return;
+    const l = this.load;
+    replace(el, h('p', {}, h('strong', {}, count(this.listeners)), ' listening now',
+      l && (l.waiting || l.turned_away_last_minute)
+        ? h('span', { class: 'warn' }, ' · under load: ',
+          l.waiting ? `${count(l.waiting)} waiting to get in, ` : '',
+          `${count(l.turned_away_last_minute || 0)} turned away in the last minute (server full)`)
+        : h('span', { class: 'muted' }, ' · nobody waiting to get in')));
+  }
+
+  renderHands() {
+    if (!this.isModerator()) return;
+    const items = this.room.hands.map(([sub, name]) => h('li', { class: 'person', dataset: { sub } },
+      h('span', { class: 'avatar', 'aria-hidden': 'true' }, initials(name)),
+      h('span', { class: 'name' }, name),
+      h('span', { class: 'mod-buttons' },
+        h('button', { type: 'button', class: 'small primary', 'data-key': `approve:${sub}`, onclick: () => this.act('approve', sub) }, `Approve ${name}`),
+        h('button', { type: 'button', class: 'small', 'data-key': `decline:${sub}`, onclick: () => this.act('decline', sub) }, `Decline ${name}`))));
+    this.keepFocus(this.els.hands, () => replace(this.els.hands, items.length ? items : h('li', { class: 'muted' }, 'No requests.')));
+  }
+
+  renderAudience() {
+    if (!this.isModerator()) return;
+    const onStage = new Set(this.room.stage.map((p) => p.sub));
+    const hands = new Set(this.room.hands.map(([s]) => s));
+    const items = this.audience.filter((m) => !onStage.has(m.sub) && m.sub !== this.me()).map((m) => {
+      const invited = this.room.invited.includes(m.sub);
+      return h('li', { class: 'person', dataset: { sub: m.sub } },
+        h('span', { class: 'avatar', 'aria-hidden': 'true' }, initials(m.name)),
+        h('span', { class: 'name' }, m.name, hands.has(m.sub) ? h('span', { class: 'muted' }, ' (hand raised)') : null),
+        h('span', { class: 'mod-buttons' },
+          invited
+            ? h('span', { class: 'muted' }, 'invited')
+            : h('button', { type: 'button', class: 'small', 'data-key': `invite:${m.sub}`, onclick: () => this.act('invite', m.sub) }, `Invite ${m.name}`),
+          h('button', { type: 'button', class: 'small danger', 'data-key': `ban-a:${m.sub}`, onclick: () => confirm(`Ban ${m.name} from this space?`) && this.act('ban', m.sub) }, `Ban ${m.name}`)));
+    });
+    this.keepFocus(this.els.audience, () => replace(this.els.audience, items.length ? items : h('li', { class: 'muted' }, 'Nobody recently active.')));
+  }
+}
+
+function initials(name) {
+  return (name || '?').split(/\s+/).filter(Boolean).slice(0, 2).map((w) => [...w][0]).join('').toUpperCase();
+}
+
+export { ApiError };
