@@ -153,7 +153,9 @@ export async function startServer({ adminKey = 'k', prefix = 'tribune-browser-',
     'serve', '--listen', '127.0.0.1:0', '--udp', '127.0.0.1:0',
     '--admin-key', adminKey, '--data-dir', dataDir, '--log', 'info', ...extraArgs,
   ]);
-  const base = await new Promise((resolve, reject) => {
+  // With --tls-listen a second line names the HTTPS address.
+  const tls = extraArgs.includes('--tls-listen');
+  const [base, https] = await new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(
       () => reject(new Error(`tribune serve printed no listen line in 15 s; stderr:\n${srv.stderrTail()}`)),
@@ -162,21 +164,23 @@ export async function startServer({ adminKey = 'k', prefix = 'tribune-browser-',
     srv.child.stdout.setEncoding('utf8');
     srv.child.stdout.on('data', (d) => {
       out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
+      const lines = out.split('\n');
+      if (lines.length < (tls ? 3 : 2)) return;
       clearTimeout(timer);
-      const m = out.slice(0, nl).match(/^tribune listening on (http:\/\/\S+) \(media on udp \S+\)$/);
-      if (m) resolve(m[1].replace(/\/$/, ''));
-      else reject(new Error(`unexpected first line from tribune serve: ${out.slice(0, nl)}`));
+      const m = lines[0].match(/^tribune listening on (http:\/\/\S+) \(media on udp \S+\)$/);
+      const t = tls ? lines[1].match(/^tribune listening on (https:\/\/\S+)$/) : [null, null];
+      if (m && t) resolve([m[1].replace(/\/$/, ''), t[1] && t[1].replace(/\/$/, '')]);
+      else reject(new Error(`unexpected first lines from tribune serve: ${lines.slice(0, 2).join(' / ')}`));
     });
     srv.exitP.then(({ code, sig }) => {
       clearTimeout(timer);
       reject(new Error(`tribune serve exited (code ${code}, signal ${sig}) before listening; stderr:\n${srv.stderrTail()}`));
     });
   });
-  const host = new URL(base).hostname;
-  if (host !== '127.0.0.1') throw new Error(`not loopback: ${base}`);
-  return { base, srv, dataDir };
+  for (const u of [base, https]) {
+    if (u && new URL(u).hostname !== '127.0.0.1') throw new Error(`not loopback: ${u}`);
+  }
+  return { base, https, srv, dataDir };
 }
 
 /**

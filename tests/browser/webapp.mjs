@@ -15,10 +15,23 @@
 //      connected; mix-minus: the guest's stageAnalyser hears 440 not 660, the host's 660 not 440;
 //   3. listener: "Play" → outputAnalyser hears 440 and 660; Stage shows Hosta and Guesto;
 //      #listener-count >= 1; "React 👏" → the host's [data-emoji="👏"] count >= 1;
-//   4. host "Mute Guesto" → the listener loses 660, keeps 440; Guesto data-muted="true";
-//   5. host "End space" (confirm accepted) → listener #lifecycle ended; /spaces/{id}/replay
+//   4. the listener's browser goes offline until its audio stops, then online: the player
+//      reconnects by itself and both tones are back;
+//   5. host "Mute Guesto" → the listener loses 660, keeps 440; Guesto data-muted="true";
+//   6. host "End space" (confirm accepted) → listener #lifecycle ended; /spaces/{id}/replay
 //      Timeline names Hosta and Guesto; "Play" → outputAnalyser hears 440.
 // Tone thresholds: see lib.mjs (present = peak >= -70 dB and >= floor + 20 dB).
+//
+// The three participants reach the server three ways, so each path is exercised by a real
+// browser: the host over plain HTTP on 127.0.0.1 (loopback is a secure context); the guest over
+// HTTPS served by tribune itself (--tls-listen, rustls) at https://tribune.test; the listener, on
+// a phone-sized touch viewport, over HTTPS through nginx terminating TLS with
+// deploy/nginx/tls-proxy.conf at https://edge.test (tribune trusts it for X-Forwarded-For). The
+// names resolve to 127.0.0.1 (--host-resolver-rules) and the certificate is a self-signed one
+// made here with openssl; both HTTPS pages must be secure contexts (the guest's microphone
+// depends on it). The guest raises its hand with the keyboard only (type the name, Tab, Enter),
+// and axe-core checks the home, host, listener and replay pages (WCAG 2.1 A/AA rules): any
+// serious or critical violation fails the run.
 // Everything started is stopped on every path; the run is bounded by DEADLINE_MS.
 //
 // Environment:
@@ -28,7 +41,10 @@
 //   ARTIFACTS     screenshot directory (default target/browser-artifacts/webapp at the repo root)
 //   VERBOSE=1     echo tribune's stderr and the pages' consoles
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -42,8 +58,10 @@ import {
   launchChromium,
   measureTones,
   onCleanup,
+  here,
   repoRoot,
   sleep,
+  startChild,
   startPageServer,
   startServer,
   stopping,
@@ -69,8 +87,10 @@ const log = (s) => console.log(`[${elapsed()} s] ${s}`);
 const people = {
   host: { wavHz: 440 },
   guest: { wavHz: 660 },
-  listener: { wavHz: 0 },
+  listener: { wavHz: 0, phone: true },
 };
+const NGINX_BIN = process.env.NGINX_BIN || '/usr/sbin/nginx';
+const AXE = readFileSync(path.join(here, 'node_modules/axe-core/axe.min.js'), 'utf8');
 const warnings = []; // contract details outside the scenario's assertions
 const passed = [];
 let srvRef = null;
@@ -86,7 +106,7 @@ async function shots(nn, step) {
   const out = [];
   for (const [who, p] of Object.entries(people)) {
     // Only pages of the app (a participant not yet in it is on the preflight page).
-    if (!p.page || p.page.isClosed() || (nn > 0 && !p.page.url().startsWith(baseUrl))) continue;
+    if (!p.page || p.page.isClosed() || (nn > 0 && !p.page.url().startsWith(p.base || baseUrl))) continue;
     const file = path.join(ARTIFACTS, `${String(nn).padStart(2, '0')}-${step}-${who}.png`);
     try {
       await p.page.screenshot({ path: file, fullPage: true, timeout: 5000 });
@@ -404,6 +424,65 @@ async function preflight(pageUrl) {
 // ---------------------------------------------------------------------------------------------
 // The scenario
 
+/** The page must be an HTTPS secure context (where getUserMedia is allowed off localhost). */
+async function secure(who) {
+  const s = await people[who].page.evaluate(() => ({ secure: window.isSecureContext, origin: location.origin }));
+  if (!s.secure || !s.origin.startsWith('https://')) await fail(`${who}: ${s.origin} is not a secure HTTPS context`, who);
+  log(`  ${who}: ${s.origin} is a secure context`);
+}
+
+/** axe-core on the page as it is: serious or critical WCAG 2.1 A/AA violations fail the run. */
+async function accessible(who, what) {
+  const page = people[who].page;
+  await page.evaluate(AXE); // through the DevTools protocol: the page's CSP does not apply
+  const r = await page.evaluate(() =>
+    window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }));
+  const fmt = (v) => `${v.impact} ${v.id} (${v.help}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`;
+  const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  for (const v of r.violations.filter((x) => !bad.includes(x))) warnings.push(`${who} ${what}: axe ${fmt(v)}`);
+  if (bad.length) await fail(`${who}: ${what} has accessibility violations:\n    ${bad.map(fmt).join('\n    ')}`, who);
+  log(`  ${who}: ${what}: axe found no serious or critical violation (${r.passes.length} rules passed)`);
+}
+
+/** nginx terminating TLS in front of tribune (deploy/nginx/tls-proxy.conf); returns its port. */
+async function startNginx(tmp, origin, cert, key) {
+  if (!existsSync(NGINX_BIN)) throw new Error(`no nginx at ${NGINX_BIN} (apt-get install -y nginx)`);
+  const port = await new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const p = srv.address().port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const prefix = path.join(tmp, 'nginx');
+  mkdirSync(prefix, { recursive: true });
+  const conf = readFileSync(path.join(repoRoot, 'deploy/nginx/tls-proxy.conf'), 'utf8')
+    .replaceAll('@USER@', process.getuid?.() === 0 ? 'root' : os.userInfo().username)
+    .replaceAll('@PORT@', `127.0.0.1:${port}`)
+    .replaceAll('@ORIGIN@', origin)
+    .replaceAll('@CERT@', cert)
+    .replaceAll('@KEY@', key)
+    .replaceAll('@PREFIX@', prefix);
+  const confPath = path.join(prefix, 'nginx.conf');
+  writeFileSync(confPath, conf);
+  const ng = startChild('nginx', ['-c', confPath, '-p', prefix, '-e', path.join(prefix, 'error.log'), '-g', 'daemon off;'], { bin: NGINX_BIN });
+  const up = async () => new Promise((resolve) => {
+    const req = https.get({ host: '127.0.0.1', port, path: '/healthz', rejectUnauthorized: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+  });
+  for (let i = 0; i < 50; i++) {
+    if (ng.exited()) throw new Error(`nginx exited: ${ng.stderrTail()} ${readFileSync(path.join(prefix, 'error.log'), 'utf8').slice(-500)}`);
+    if (await up()) return port;
+    await sleep(100);
+  }
+  throw new Error('nginx did not answer /healthz over TLS in 5 s');
+}
+
 let space = null;
 let currentStep = 0;
 
@@ -426,16 +505,35 @@ async function main() {
     p.wav = writeToneWav(path.join(tmp, p.wavHz ? `${p.wavHz}.wav` : 'silent.wav'), { hz: p.wavHz });
   }
 
-  const { base, srv } = await startServer({ adminKey: ADMIN_KEY, prefix: 'tribune-webapp-data-', extraArgs: ['--advertise', '127.0.0.1'] });
+  // A self-signed certificate for both HTTPS names.
+  const cert = path.join(tmp, 'cert.pem');
+  const key = path.join(tmp, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=tribune.test',
+    '-addext', 'subjectAltName=DNS:tribune.test,DNS:edge.test,IP:127.0.0.1'], { stdio: 'ignore' });
+  const { base, https: tlsBase, srv } = await startServer({
+    adminKey: ADMIN_KEY,
+    prefix: 'tribune-webapp-data-',
+    extraArgs: ['--advertise', '127.0.0.1', '--tls-listen', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key,
+      '--trusted-proxy', '127.0.0.1'],
+  });
   srvRef = srv;
   baseUrl = base;
-  log(`server ${base}`);
+  const edgePort = await startNginx(tmp, new URL(base).host, cert, key);
+  people.host.base = base;
+  people.guest.base = `https://tribune.test:${new URL(tlsBase).port}`;
+  people.listener.base = `https://edge.test:${edgePort}`;
+  log(`server ${base}, ${tlsBase} (tribune's TLS, as ${people.guest.base}); nginx TLS proxy ${people.listener.base}`);
 
   // One Chromium process per participant (each with its own fake microphone file).
   await Promise.all(
     Object.entries(people).map(async ([who, p]) => {
-      p.browser = await launchChromium(p.wav);
-      p.page = await (await p.browser.newContext()).newPage();
+      p.browser = await launchChromium(p.wav, {
+        extraArgs: ['--host-resolver-rules=MAP tribune.test 127.0.0.1, MAP edge.test 127.0.0.1'],
+      });
+      const phone = p.phone ? { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true } : {};
+      // The certificate is self-signed: trusted for this test (the pages stay secure contexts).
+      p.page = await (await p.browser.newContext({ ignoreHTTPSErrors: true, ...phone })).newPage();
       p.console = [];
       const note = (line) => {
         const s = line.replace(/token=[\w.-]+/g, 'token=…'); // keep tokens out of logs
@@ -445,14 +543,15 @@ async function main() {
       };
       p.page.on('console', (m) => note(`${m.type()}: ${m.text()}`));
       p.page.on('pageerror', (e) => note(`pageerror: ${e.message}`));
+      const mine = p.base;
       p.page.on('requestfailed', (r) => {
-        if (r.url().startsWith(base)) note(`request failed: ${r.method()} ${r.url().slice(base.length)} ${r.failure()?.errorText}`);
+        if (r.url().startsWith(mine)) note(`request failed: ${r.method()} ${r.url().slice(mine.length)} ${r.failure()?.errorText}`);
       });
       p.page.on('response', (r) => {
-        if (r.url().startsWith(base) && r.status() >= 400) {
+        if (r.url().startsWith(mine) && r.status() >= 400) {
           r.text()
-            .then((b) => note(`HTTP ${r.status()}: ${r.request().method()} ${r.url().slice(base.length)} ${b.replace(/\s+/g, ' ').slice(0, 200)}`))
-            .catch(() => note(`HTTP ${r.status()}: ${r.request().method()} ${r.url().slice(base.length)}`));
+            .then((b) => note(`HTTP ${r.status()}: ${r.request().method()} ${r.url().slice(mine.length)} ${b.replace(/\s+/g, ' ').slice(0, 200)}`))
+            .catch(() => note(`HTTP ${r.status()}: ${r.request().method()} ${r.url().slice(mine.length)}`));
         }
       });
       p.page.on('dialog', (d) => {
@@ -474,6 +573,7 @@ async function main() {
 
   await step(1, 'host-live', async () => {
     await open('host', `${base}/`);
+    await accessible('host', 'home page');
     await fill('host', 'Operator key', ADMIN_KEY);
     await fill('host', 'Title', TITLE);
     await fill('host', 'Your name', HOST);
@@ -497,12 +597,20 @@ async function main() {
     await waitText('host', '#lifecycle', 'live', 10000);
     await click('host', 'Join stage');
     await waitStageRow('host', HOST, { connected: 'true' }, 15000);
+    await accessible('host', 'space page (host, on stage)');
   });
 
   await step(2, 'guest-on-stage', async () => {
-    await open('guest', `${base}/spaces/${encodeURIComponent(space)}`);
+    const gbase = people.guest.base;
+    await open('guest', `${gbase}/spaces/${encodeURIComponent(space)}`);
+    await secure('guest');
+    // By keyboard only: the name, then Tab to "Raise hand", then Enter.
     await fill('guest', 'Your name', GUEST);
-    await click('guest', 'Raise hand');
+    await guest.getByLabel('Your name', { exact: true }).focus();
+    await guest.keyboard.press('Tab');
+    const focused = await guest.evaluate(() => document.activeElement?.textContent?.trim());
+    if (focused !== 'Raise hand') await fail(`guest: Tab from "Your name" focuses ${JSON.stringify(focused)}, not "Raise hand"`, 'guest');
+    await guest.keyboard.press('Enter');
     const requests = host.getByRole('list', { name: 'Requests to speak', exact: true });
     await click('host', `Approve ${GUEST}`, { scope: requests, scopeDesc: 'list "Requests to speak"' });
     await click('guest', 'Join stage');
@@ -516,7 +624,8 @@ async function main() {
   });
 
   await step(3, 'listener-hears', async () => {
-    await open('listener', `${base}/spaces/${encodeURIComponent(space)}`);
+    await open('listener', `${people.listener.base}/spaces/${encodeURIComponent(space)}`);
+    await secure('listener');
     await click('listener', 'Play');
     await tone('listener', 'outputAnalyser', 440, 'present', 25000);
     await tone('listener', 'outputAnalyser', 660, 'present', 10000);
@@ -542,6 +651,7 @@ async function main() {
       if (!n) warnings.push(`listener: no button "React ${e}"`);
       else if (!(await b.first().isVisible())) warnings.push(`listener: button "React ${e}" exists but is not visible (collapsed, e.g. under "More reactions")`);
     }
+    await accessible('listener', 'space page (listener, phone)');
     await click('listener', 'React 👏');
     await waitUntil(
       'host: [data-emoji="👏"] count >= 1',
@@ -554,7 +664,19 @@ async function main() {
     );
   });
 
-  await step(4, 'guest-muted', async () => {
+  await step(4, 'listener-reconnects', async () => {
+    // The listener's network goes away long enough to drain its buffer, then comes back: the
+    // player must find its way back to the live audio by itself (nobody presses anything).
+    const ctx = listener.context();
+    await ctx.setOffline(true);
+    await tone('listener', 'outputAnalyser', 440, 'absent', 20000);
+    await shots(4, 'listener-offline');
+    await ctx.setOffline(false);
+    await tone('listener', 'outputAnalyser', 440, 'present', 30000);
+    await tone('listener', 'outputAnalyser', 660, 'present', 10000);
+  });
+
+  await step(5, 'guest-muted', async () => {
     await click('host', `Mute ${GUEST}`);
     await tone('listener', 'outputAnalyser', 660, 'absent', 15000);
     await tone('listener', 'outputAnalyser', 440, 'present', 5000);
@@ -568,10 +690,10 @@ async function main() {
     await waitStageRow('listener', GUEST, { muted: 'true' }, 10000);
   });
 
-  await step(5, 'ended-replay', async () => {
+  await step(6, 'ended-replay', async () => {
     await click('host', 'End space');
     await waitText('listener', '#lifecycle', 'ended', 15000);
-    await open('listener', `${base}/spaces/${encodeURIComponent(space)}/replay`);
+    await open('listener', `${people.listener.base}/spaces/${encodeURIComponent(space)}/replay`);
     await waitUntil(
       `listener: replay h1 contains "${TITLE}"`,
       async () => {
@@ -597,6 +719,7 @@ async function main() {
     );
     await click('listener', 'Play');
     await tone('listener', 'outputAnalyser', 440, 'present', 20000);
+    await accessible('listener', 'replay page');
   });
 }
 

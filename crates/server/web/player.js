@@ -11,7 +11,10 @@
 import { backoff } from './ui.js';
 
 const MAX_LATENCY_S = 6;
-const STALL_MS = 8000;
+/** Playing, then no progress this long: reconnect. */
+const STALL_MS = 5000;
+/** Connecting without a first sound this long (a slow network gets its chance): reconnect. */
+const START_MS = 15000;
 
 let audioCtx = null;
 
@@ -65,6 +68,7 @@ export class LivePlayer {
     this.watchdog = null;
     this.el.addEventListener('playing', () => {
       this.attempt = 0;
+      this.started = true;
       this.onState('playing');
     });
     this.el.addEventListener('waiting', () => this.wanted && this.onState('buffering'));
@@ -73,6 +77,16 @@ export class LivePlayer {
       if (this.mode !== 'hls.js' && this.el.getAttribute('src')) this.failed('media error');
     });
     this.el.addEventListener('ended', () => this.wanted && this.failed('stream ended'));
+    // Back online: try at once rather than at the end of the current back-off.
+    addEventListener('online', () => {
+      const stuck = performance.now() - this.lastProgress > 1000;
+      if (this.wanted && (this.playerRetrying || stuck)) {
+        clearTimeout(this.retryTimer);
+        this.attempt = 0;
+        this.playerRetrying = false;
+        this.connect();
+      }
+    });
   }
 
   /** Starts playing (call from a user gesture: it also unlocks audio). */
@@ -131,6 +145,7 @@ export class LivePlayer {
 
   async connect() {
     this.teardown();
+    this.started = false;
     this.onState(this.attempt ? 'reconnecting' : 'connecting');
     const hlsUrl = `/spaces/${encodeURIComponent(this.id)}/hls/index.m3u8`;
     let Hls = null;
@@ -193,11 +208,16 @@ export class LivePlayer {
   /** Something broke: reconnect after a back-off (unless stopped). */
   failed(why, delay) {
     if (!this.wanted) return;
+    console.info(`player: ${why}; reconnecting (attempt ${this.attempt + 1})`);
     clearTimeout(this.retryTimer);
     const wait = delay ?? backoff(this.attempt++);
     this.onState('reconnecting', why);
     this.teardown();
-    this.retryTimer = setTimeout(() => this.wanted && this.connect(), wait);
+    this.playerRetrying = true;
+    this.retryTimer = setTimeout(() => {
+      this.playerRetrying = false;
+      if (this.wanted) this.connect();
+    }, wait);
   }
 
   startWatchdog() {
@@ -210,7 +230,7 @@ export class LivePlayer {
       if (this.el.currentTime !== this.lastTime) {
         this.lastTime = this.el.currentTime;
         this.lastProgress = now;
-      } else if (now - this.lastProgress > STALL_MS) {
+      } else if (now - this.lastProgress > (this.started ? STALL_MS : START_MS)) {
         this.failed('stalled');
         return;
       }

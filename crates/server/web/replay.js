@@ -117,7 +117,7 @@ export async function showReplay(main, id) {
       onclick: () => seek(s.start_ms),
     }))))));
   replace(list, segs.map((s) => h('li', { 'data-start': s.start_ms, 'data-end': s.end_ms, 'data-sub': s.sub },
-    h('button', { type: 'button', class: 'link', onclick: () => seek(s.start_ms), 'aria-label': `${s.name} spoke ${clock(s.start_ms)} to ${clock(s.end_ms)}: jump there` },
-      h('span', { class: 'when' }, `${clock(s.start_ms)}–${clock(s.end_ms)}`), ' ', h('span', { class: 'name' }, s.name)))));
+    h('button', { type: 'button', class: 'link', onclick: () => seek(s.start_ms) },
+      h('span', { class: 'name' }, s.name), ' ', h('span', { class: 'when' }, `${clock(s.start_ms)}–${clock(s.end_ms)}`)))));
   window.tribune.replay = { audio, hls };
 }

@@ -215,13 +215,13 @@ class SpacePage {
     });
     on('moved_to_audience', (d) => {
       if (d.sub === this.me()) {
-        this.stopSpeaking(false);
+        this.stopSpeaking(false, { closed: true });
         announce('You are back in the audience.');
       }
     });
     const gone = (verb) => (d) => {
       if (d.sub !== this.me()) return;
-      this.stopSpeaking(false);
+      this.stopSpeaking(false, { closed: true });
       this.player?.stop();
       this.es?.close();
       saveSession(this.id, null);
@@ -299,7 +299,7 @@ class SpacePage {
     if (lifecycle === before && !quiet) return;
     if (lifecycle === 'live' && this.wantPlay && !this.player?.wanted) this.play();
     if (lifecycle === 'ended') {
-      this.stopSpeaking(false);
+      this.stopSpeaking(false, { closed: true });
       this.player?.stop('ended');
       this.es?.close();
       if (!quiet) announce('This space has ended.');
@@ -475,10 +475,11 @@ class SpacePage {
     await this.act('decline-invite').catch(() => {});
   }
 
-  async stopSpeaking(stepDown) {
+  /** Off the stage: `stepDown` tells the server; `closed` when the server ended the session. */
+  async stopSpeaking(stepDown, { closed = false } = {}) {
     const p = this.publisher;
     this.publisher = null;
-    if (p) p.stop();
+    if (p) p.stop({ closed });
     this.stageState = 'stopped';
     if (stepDown && this.myRole() !== 'host' && this.myStageEntry()) {
       await this.act('leave').catch(() => {});

@@ -36,6 +36,15 @@ export class StagePublisher {
     this.heard.autoplay = true;
     this.heard.setAttribute('aria-hidden', 'true');
     document.body.append(this.heard);
+    // Back online while waiting to publish again: do it now.
+    addEventListener('online', () => {
+      if (this.wanted && this.retrying) {
+        clearTimeout(this.timer);
+        this.attempt = 0;
+        this.retrying = false;
+        this.publish().catch((e) => this.retry(e.message));
+      }
+    });
   }
 
   /** Asks for the microphone (echo cancellation on) and publishes. */
@@ -135,7 +144,9 @@ export class StagePublisher {
     this.onState('reconnecting', why);
     this.deleteResource();
     clearTimeout(this.timer);
+    this.retrying = true;
     this.timer = setTimeout(async () => {
+      this.retrying = false;
       try {
         await this.publish();
       } catch (e) {
@@ -165,10 +176,14 @@ export class StagePublisher {
     }
   }
 
-  /** Leaves: closes the WHIP session and releases the microphone. */
-  stop() {
+  /**
+   * Leaves: closes the WHIP session (unless the server closed it already: `closed`) and
+   * releases the microphone.
+   */
+  stop({ closed = false } = {}) {
     this.wanted = false;
     clearTimeout(this.timer);
+    if (closed) this.resource = null;
     this.deleteResource();
     this.closePc();
     for (const t of this.stream?.getTracks() ?? []) t.stop();
