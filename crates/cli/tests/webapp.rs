@@ -100,6 +100,7 @@ async fn pages_and_assets() {
         "space.js",
         "player.js",
         "stage.js",
+        "host.js",
         "replay.js",
         "hls.light.min.mjs",
     ] {

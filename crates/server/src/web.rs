@@ -52,6 +52,7 @@ assets! {
     "space.js" "text/javascript; charset=utf-8" "space.js" false,
     "player.js" "text/javascript; charset=utf-8" "player.js" false,
     "stage.js" "text/javascript; charset=utf-8" "stage.js" false,
+    "host.js" "text/javascript; charset=utf-8" "host.js" false,
     "replay.js" "text/javascript; charset=utf-8" "replay.js" false,
     "icon.svg" "image/svg+xml" "icon.svg" false,
     "hls.light.min.mjs" "text/javascript; charset=utf-8" "vendor/hls.light.min.mjs" true,

@@ -81,6 +81,11 @@ export function count(n) {
   return Number(n).toLocaleString();
 }
 
+/** Up to two initials of a display name, for avatars. */
+export function initials(name) {
+  return (name || '?').split(/\s+/).filter(Boolean).slice(0, 2).map((w) => [...w][0]).join('').toUpperCase();
+}
+
 /** Role names as shown. */
 export const ROLE_LABEL = { host: 'Host', cohost: 'Co-host', speaker: 'Speaker', listener: 'Listener' };
 
