@@ -215,6 +215,7 @@ class SpacePage {
       }
     });
     on('moved_to_audience', (d) => {
+      this.room.cohosts = this.room.cohosts.filter((x) => x !== d.sub);
       if (d.sub === this.me()) {
         this.stopSpeaking(false, { closed: true });
         announce('You are back in the audience.');
@@ -348,7 +349,8 @@ class SpacePage {
     const me = this.me();
     if (!me) return 'listener';
     if (this.room.host === me) return 'host';
-    if (this.room.cohosts.includes(me)) return 'cohost';
+    // The stage roster carries each participant's current role (a co-host sent back to the
+    // audience is a listener again).
     return this.myStageEntry()?.role ?? 'listener';
   }
 
@@ -416,6 +418,16 @@ class SpacePage {
     this.wantPlay = false;
     this.player?.stop();
     this.renderPlayer();
+  }
+
+  async rename(name) {
+    if (!name || !this.session || name === this.session.name || this.myRole() !== 'listener') return;
+    saveName(name);
+    try {
+      this.session = await this.renew(this.session, name);
+    } catch (e) {
+      announce(e.message);
+    }
   }
 
   async raiseHand() {
@@ -742,6 +754,8 @@ class SpacePage {
     } else {
       const name = h('input', { id: 'name', type: 'text', maxlength: 64, autocomplete: 'nickname', value: this.session.name === 'Listener' ? loadName() : this.session.name });
       e.name = name;
+      // A name typed is the name shown (to the host's audience list too), hand raised or not.
+      name.addEventListener('change', () => this.rename(name.value.trim()));
       parts.push(h('div', { class: 'field' }, h('label', { for: 'name' }, 'Your name'), name));
       parts.push(h('div', { class: 'row' }, this.handRaised
         ? h('button', { type: 'button', 'data-key': 'hand', onclick: () => this.lowerHand() }, 'Withdraw hand')
