@@ -1,4 +1,4 @@
-//! Command-line parsing and the four commands: `serve`, `demo`, `speak`, `listen`.
+//! Command-line parsing and the commands: `serve`, `demo`, `speak`, `listen`, `plan`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -19,6 +19,7 @@ macro_rules! say {
 }
 
 mod demo;
+mod plan;
 
 /// tribune: live audio rooms that start on time and stay on air.
 #[derive(Debug, Parser)]
@@ -38,6 +39,8 @@ enum Command {
     Speak(SpeakArgs),
     /// Decode a live Ogg/Opus stream to a WAV file and report on its framing.
     Listen(ListenArgs),
+    /// The fleet an audience needs (edges, origins, egress, join rate), from measured figures.
+    Plan(plan::PlanArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,6 +166,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             init_logs("warn");
             listen_cmd(a).await
         }
+        Command::Plan(a) => plan::run(&a).map(|()| ExitCode::SUCCESS),
     }
 }
 
