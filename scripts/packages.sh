@@ -8,6 +8,7 @@ if [[ "${1:-build}" == test ]]; then
   need+=(ffmpeg nginx)             # ffmpeg/ffprobe decode what the tests record; nginx is the edge
   need+=(chromium)                 # the headless browser of tests/browser (hls.js, MSE)
   need+=(fonts-noto-color-emoji)   # emoji in the web app test's screenshots
+  need+=(fonts-dejavu-core)        # text in `tribune loadtest --png` charts (read at run time)
   need+=(iproute2)                 # `ip link set lo up` in the web app test's network namespace
   # node and npm run tests/browser; a NodeSource nodejs (which bundles npm) counts as present.
   command -v node >/dev/null || need+=(nodejs)

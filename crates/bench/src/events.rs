@@ -464,14 +464,15 @@ async fn subscribe(
 /// The body of one event stream: chunked decoding, then SSE frames.
 #[derive(Debug, Default)]
 struct Body {
-    chunks: Dechunk,
+    chunks: net::Dechunk,
     /// Decoded bytes not yet split into frames.
     pending: Vec<u8>,
 }
 
 impl Body {
     fn feed(&mut self, input: &[u8], slot: &Slot) -> Result<()> {
-        let done = self.chunks.feed(input, &mut self.pending)?;
+        let pending = &mut self.pending;
+        let done = self.chunks.feed(input, |b| pending.extend_from_slice(b))?;
         let mut at = 0;
         while let Some(end) = find(&self.pending[at..], b"\n\n") {
             let frame = &self.pending[at..at + end + 2];
@@ -518,78 +519,6 @@ impl Body {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// An incremental decoder of `Transfer-Encoding: chunked`.
-#[derive(Debug, Default)]
-struct Dechunk {
-    state: ChunkState,
-    /// The size line read so far.
-    line: Vec<u8>,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum ChunkState {
-    /// Reading a size line.
-    #[default]
-    Size,
-    /// This many data bytes to go.
-    Data(usize),
-    /// This many bytes of the CRLF after the data to go.
-    DataEnd(u8),
-    /// The last chunk was read.
-    Done,
-}
-
-impl Dechunk {
-    /// Appends the data of `input` to `out`; true once the last (empty) chunk has been read.
-    fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<bool> {
-        while !input.is_empty() {
-            match self.state {
-                ChunkState::Size => {
-                    let Some(nl) = input.iter().position(|&b| b == b'\n') else {
-                        self.line.extend_from_slice(input);
-                        ensure!(self.line.len() < 1024, "chunk size line too long");
-                        return Ok(false);
-                    };
-                    self.line.extend_from_slice(&input[..nl]);
-                    input = &input[nl + 1..];
-                    let line = std::str::from_utf8(&self.line).context("chunk size line")?;
-                    let hex = line.trim_end_matches('\r').split(';').next().unwrap_or("");
-                    let size = usize::from_str_radix(hex.trim(), 16)
-                        .with_context(|| format!("bad chunk size {line:?}"))?;
-                    self.line.clear();
-                    self.state = if size == 0 {
-                        ChunkState::Done
-                    } else {
-                        ChunkState::Data(size)
-                    };
-                }
-                ChunkState::Data(left) => {
-                    let n = left.min(input.len());
-                    out.extend_from_slice(&input[..n]);
-                    input = &input[n..];
-                    self.state = if n == left {
-                        ChunkState::DataEnd(2)
-                    } else {
-                        ChunkState::Data(left - n)
-                    };
-                }
-                ChunkState::DataEnd(left) => {
-                    let expected = if left == 2 { b'\r' } else { b'\n' };
-                    ensure!(input[0] == expected, "no CRLF after a chunk");
-                    input = &input[1..];
-                    self.state = if left == 1 {
-                        ChunkState::Size
-                    } else {
-                        ChunkState::DataEnd(1)
-                    };
-                }
-                ChunkState::Done => return Ok(true),
-            }
-        }
-        Ok(self.state == ChunkState::Done)
-    }
 }
 
 /// The fields of one SSE frame that matter here.
@@ -797,21 +726,6 @@ fn print(r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dechunks_across_reads() {
-        let wire = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n";
-        for split in 0..wire.len() {
-            let mut d = Dechunk::default();
-            let mut out = Vec::new();
-            let done_a = d.feed(&wire[..split], &mut out).unwrap();
-            let done_b = d.feed(&wire[split..], &mut out).unwrap();
-            assert_eq!(out, b"hello, world", "split at {split}");
-            assert!(done_b);
-            assert!(!done_a || split >= wire.len() - 4, "split at {split}");
-        }
-        assert!(Dechunk::default().feed(b"zz\r\n", &mut Vec::new()).is_err());
-    }
 
     #[test]
     fn parses_frames() {

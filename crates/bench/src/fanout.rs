@@ -6,6 +6,10 @@
 //! window. Reported: server cores above the baseline (per 1,000 listeners), RSS above the baseline
 //! per listener, kernel TCP memory per listener, bytes/s each listener got, and how many listeners
 //! were still receiving at the end.
+//!
+//! `--target icecast` measures Icecast 2.4 the same way instead (see [`crate::icecast`]): its
+//! mount fed by ffmpeg with one page per `--page-ms`, the same listeners, the icecast2 process
+//! watched.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +24,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::harness::{SETUP_LIMIT, Server};
+use crate::icecast::Icecast;
 use crate::net;
 use crate::procstat::{self, Window};
 use crate::report::{self, f};
@@ -27,12 +32,31 @@ use crate::report::{self, f};
 /// Read buffer of one listener: a 200 ms page of 32 kb/s audio is about 1 KiB.
 const READ_BUF: usize = 4096;
 
+/// Which server is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// `tribune serve` (`--server-bin`), its live.opus.
+    Tribune,
+    /// Icecast 2.4 (`--icecast-bin`) fed by ffmpeg (`--ffmpeg-bin`).
+    Icecast,
+}
+
 /// Arguments of `fanout`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The server to measure.
+    #[arg(long, value_enum, default_value_t = Target::Tribune)]
+    target: Target,
     /// The `tribune` binary to start.
     #[arg(long, default_value = "target/release/tribune")]
     server_bin: PathBuf,
+    /// The Icecast binary (`--target icecast`).
+    #[arg(long, default_value = "icecast2")]
+    icecast_bin: String,
+    /// The ffmpeg that feeds Icecast (`--target icecast`).
+    #[arg(long, default_value = "ffmpeg")]
+    ffmpeg_bin: String,
     /// Listener connections to open.
     #[arg(long, default_value_t = 2000)]
     listeners: usize,
@@ -93,6 +117,7 @@ impl Slot {
 /// Everything measured, as written to JSON.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    pub target: Target,
     pub listeners: usize,
     pub page_ms: u64,
     pub nofile_limit: u64,
@@ -105,10 +130,11 @@ pub struct Report {
     pub held: usize,
     /// Listeners whose connection ended during the run.
     pub dropped: usize,
-    /// Server's own `tribune_listeners` gauge at the end.
-    pub server_listeners_gauge: f64,
-    pub server_dropped_slow: f64,
+    /// Server's own `tribune_listeners` gauge at the end (tribune only).
+    pub server_listeners_gauge: Option<f64>,
+    pub server_dropped_slow: Option<f64>,
     pub cores_above_baseline: f64,
+    /// Per 1,000 listeners held (this and the other per-listener figures).
     pub cores_per_1000_listeners: f64,
     pub rss_kib_per_listener: f64,
     /// Kernel TCP buffer memory per listener, both ends of the loopback connection.
@@ -127,19 +153,40 @@ pub async fn run(args: Args, nofile_limit: u64) -> Result<()> {
         args.seconds > hold,
         "--seconds must exceed {hold} (the hold check window)"
     );
-    let server = Server::start(
-        &args.server_bin,
-        &["--page-ms".into(), args.page_ms.to_string()],
-    )?;
-    let space = server.create_space("fanout").await?;
     // The speaker stops by itself after the longest this run can take.
     let run_bound =
         SETUP_LIMIT.as_secs() + args.baseline_seconds + args.join_timeout + args.seconds + 30;
-    let _speaker = server.speak(&space, "tone", 440, run_bound).await?;
-    server.wait_metric("tribune_speakers", 1.0).await?;
+    let (server, icecast, _speaker, addr, path) = match args.target {
+        Target::Tribune => {
+            let server = Server::start(
+                &args.server_bin,
+                &["--page-ms".into(), args.page_ms.to_string()],
+            )?;
+            let space = server.create_space("fanout").await?;
+            let speaker = server.speak(&space, "tone", 440, run_bound).await?;
+            server.wait_metric("tribune_speakers", 1.0).await?;
+            let (addr, path) = (server.http_addr, format!("/spaces/{}/live.opus", space.id));
+            (Some(server), None, Some(speaker), addr, path)
+        }
+        Target::Icecast => {
+            let ice = Icecast::start(&args.icecast_bin, &args.ffmpeg_bin, args.page_ms).await?;
+            let addr = ice.addr;
+            (
+                None,
+                Some(ice),
+                None,
+                addr,
+                crate::icecast::MOUNT.to_owned(),
+            )
+        }
+    };
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let pid = server.pid();
+    let pid = match (&server, &icecast) {
+        (Some(s), _) => s.pid(),
+        (None, Some(i)) => i.pid(),
+        (None, None) => bail!("no server started"),
+    };
     eprintln!(
         "baseline: {} s with the speaker and no listeners",
         args.baseline_seconds
@@ -151,13 +198,11 @@ pub async fn run(args: Args, nofile_limit: u64) -> Result<()> {
     let slots: Arc<Vec<Slot>> = Arc::new((0..args.listeners).map(|_| Slot::default()).collect());
     let first_error = Arc::new(Mutex::new(None));
     let permits = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
-    let path = format!("/spaces/{}/live.opus", space.id);
     let join_start = Instant::now();
     let mut tasks = JoinSet::new();
     for i in 0..args.listeners {
         let (slots, permits, first_error) = (slots.clone(), permits.clone(), first_error.clone());
         let request = net::get_request(&path);
-        let addr = server.http_addr;
         tasks.spawn(async move {
             let slot = &slots[i];
             if let Err(e) = listen(i, addr, &request, slot, &permits).await {
@@ -213,7 +258,16 @@ pub async fn run(args: Args, nofile_limit: u64) -> Result<()> {
     .await?;
     let own_end = procstat::sample(std::process::id(), tps)?;
     let tcp_after = procstat::tcp_mem_kib()?;
-    let metrics = server.metrics().await?;
+    let (gauge, dropped_slow) = match &server {
+        Some(server) => {
+            let metrics = server.metrics().await?;
+            (
+                Some(metrics.get("tribune_listeners")?),
+                Some(metrics.get("tribune_listeners_dropped_slow_total")?),
+            )
+        }
+        None => (None, None),
+    };
 
     let end_bytes = per_second.last().cloned().unwrap_or_default();
     let hold_from = &per_second[per_second.len().saturating_sub(hold as usize + 1)];
@@ -221,10 +275,13 @@ pub async fn run(args: Args, nofile_limit: u64) -> Result<()> {
         .filter(|&i| slots[i].state() == State::Streaming && end_bytes[i] > hold_from[i])
         .count();
     let count = |state| slots.iter().filter(|s| s.state() == state).count();
-    let n = args.listeners as f64;
+    // Per listener means per listener held (all of them, unless some never joined: Icecast's
+    // listen backlog of 5 drops SYNs under a crowd).
+    let n = held.max(1) as f64;
     let received: u64 = end_bytes.iter().zip(&start_bytes).map(|(e, s)| e - s).sum();
     let cores_above_baseline = steady.cores - baseline.cores;
     let report = Report {
+        target: args.target,
         listeners: args.listeners,
         page_ms: args.page_ms,
         nofile_limit,
@@ -234,8 +291,8 @@ pub async fn run(args: Args, nofile_limit: u64) -> Result<()> {
         failed_to_join: count(State::Failed),
         held,
         dropped: count(State::Dropped),
-        server_listeners_gauge: metrics.get("tribune_listeners")?,
-        server_dropped_slow: metrics.get("tribune_listeners_dropped_slow_total")?,
+        server_listeners_gauge: gauge,
+        server_dropped_slow: dropped_slow,
         cores_above_baseline,
         cores_per_1000_listeners: cores_above_baseline / n * 1000.0,
         rss_kib_per_listener: (steady.rss_kib_mean - baseline.rss_kib_mean) / n,
@@ -293,7 +350,10 @@ fn print(r: &Report) {
         ("dropped during run", r.dropped.to_string()),
         (
             "server listeners gauge / dropped slow",
-            format!("{} / {}", r.server_listeners_gauge, r.server_dropped_slow),
+            match (r.server_listeners_gauge, r.server_dropped_slow) {
+                (Some(g), Some(d)) => format!("{g} / {d}"),
+                _ => "n/a".to_owned(),
+            },
         ),
         ("server cores, baseline", f(r.baseline.cores, 3)),
         ("server cores, steady", f(r.steady.cores, 3)),
@@ -320,8 +380,15 @@ fn print(r: &Report) {
         ),
         ("load generator cores", f(r.client_cores, 3)),
     ];
+    let target = match r.target {
+        Target::Tribune => "tribune",
+        Target::Icecast => "icecast",
+    };
     report::table(
-        &format!("fanout: {} listeners, {} ms pages", r.listeners, r.page_ms),
+        &format!(
+            "fanout ({target}): {} listeners, {} ms pages",
+            r.listeners, r.page_ms
+        ),
         &rows,
     );
     if let Some(e) = &r.first_error {

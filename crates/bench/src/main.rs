@@ -1,6 +1,7 @@
 //! `tribune-bench`: reproducible load tests of tribune.
 //!
-//! - `fanout`: server CPU and memory per live.opus listener, with thousands of real TCP listeners.
+//! - `fanout`: server CPU and memory per live.opus listener, with thousands of real TCP listeners
+//!   (or per Icecast listener, for comparison).
 //! - `mixer`: CPU per 20 ms tick of the mixer core, in process, on injected time.
 //! - `events`: server CPU per event delivered and memory per event-stream (SSE) subscriber.
 //! - `late-ticks`: whether a flood of control-plane requests delays the mixer.
@@ -14,13 +15,14 @@
 mod events;
 mod fanout;
 mod glass;
-mod harness;
 mod hls_serve;
+mod icecast;
 mod late_ticks;
 mod mixer;
-mod net;
-mod procstat;
 mod report;
+
+// One copy of the loopback plumbing, shared with `tribune loadtest`.
+use tribune_load::{harness, net, procstat};
 
 use std::process::ExitCode;
 

@@ -1,4 +1,5 @@
-//! Command-line parsing and the commands: `serve`, `demo`, `speak`, `listen`, `plan`.
+//! Command-line parsing and the commands: `serve`, `demo`, `speak`, `listen`, `plan`,
+//! `loadtest`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ enum Command {
     Listen(ListenArgs),
     /// The fleet an audience needs (edges, origins, egress, join rate), from measured figures.
     Plan(plan::PlanArgs),
+    /// Load a space (or an Icecast stream, or an HLS playlist) with simulated listeners.
+    Loadtest(Box<tribune_load::Args>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -167,6 +170,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             listen_cmd(a).await
         }
         Command::Plan(a) => plan::run(&a).map(|()| ExitCode::SUCCESS),
+        Command::Loadtest(a) => {
+            init_logs("warn");
+            let exec = tribune_load::Exec::current(&["loadtest"])?;
+            tribune_load::run(*a, exec).await.map(|_| ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -102,6 +102,17 @@ pub async fn run(
     opts: Options,
     cancel: impl Future<Output = ()>,
 ) -> Report {
+    run_observed(client, opts, &|_| {}, cancel).await
+}
+
+/// [`run`], calling `on_media` with the body size of each part and segment as it arrives (the
+/// load tester times a listener's first audio with it and sees one stall while it runs).
+pub async fn run_observed(
+    client: &reqwest::Client,
+    opts: Options,
+    on_media: &(dyn Fn(u64) + Sync),
+    cancel: impl Future<Output = ()>,
+) -> Report {
     let mut report = Report::default();
     let Ok(url) = Url::parse(&opts.url) else {
         report.error("bad url");
@@ -111,6 +122,7 @@ pub async fn run(
         client,
         url,
         opts: &opts,
+        on_media,
     };
     {
         let work = async {
@@ -136,6 +148,7 @@ struct Listener<'a> {
     client: &'a reqwest::Client,
     url: Url,
     opts: &'a Options,
+    on_media: &'a (dyn Fn(u64) + Sync),
 }
 
 /// Why a request failed, as a [`Report::errors`] key.
@@ -266,7 +279,10 @@ impl Listener<'_> {
                 return (got, Some("bad uri".into()));
             };
             match self.get(url).await {
-                Ok(b) => got.push((*id, b.len() as u64)),
+                Ok(b) => {
+                    (self.on_media)(b.len() as u64);
+                    got.push((*id, b.len() as u64));
+                }
                 Err(k) => return (got, Some(k)),
             }
         }

@@ -216,6 +216,9 @@ const REACTION_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(10).unwra
 /// this at `net.core.somaxconn` (4096 by default).
 const LISTEN_BACKLOG: u32 = 4096;
 
+/// Longest a stopping server waits for its lean listeners to receive the end of their streams.
+const LEAN_DRAIN_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
@@ -361,8 +364,12 @@ impl Server {
             }
             stopping.cancel();
         };
+        // live.opus listeners leave hyper at the accept step (see `plain`); everything else
+        // reaches axum through this listener, with `ConnectInfo<SocketAddr>` given by `tap_io`
+        // (axum 0.8 implements it for `TcpListener` and for `TapIo` only).
+        let plain = crate::plain::Listener::spawn(listener, self.app.clone())?.tap_io(|_| {});
         let http = axum::serve(
-            listener,
+            plain,
             router
                 .clone()
                 .into_make_service_with_connect_info::<SocketAddr>(),
@@ -388,8 +395,12 @@ impl Server {
             }
             None => http.await?,
         }
-        // Let every recording finish its last page before the process exits.
+        // Lean listeners are not axum's: let them take the last pages and the end of the body
+        // (their streams ended with the spaces), within a bound.
         let spaces = self.app.spaces.all();
+        let drained = futures_util::future::join_all(spaces.iter().map(|s| s.fanout.drained()));
+        let _ = tokio::time::timeout(LEAN_DRAIN_AT_EXIT, drained).await;
+        // Let every recording finish its last page before the process exits.
         let writer = self.app.writer.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for s in spaces {

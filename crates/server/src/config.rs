@@ -142,6 +142,11 @@ pub struct Args {
     /// Log filter (tracing `EnvFilter` syntax). [default: info]
     #[arg(long, env = "TRIBUNE_LOG")]
     pub log: Option<String>,
+
+    /// Listeners per fan-out writer task on the plain HTTP port (a benchmark knob; 1 gives every
+    /// listener its own task). [default: 256]
+    #[arg(long, env = "TRIBUNE_FANOUT_SHARD", hide = true)]
+    pub fanout_shard: Option<usize>,
 }
 
 /// The TOML file: the same options as [`Args`], all optional; unknown keys are an error.
@@ -240,7 +245,20 @@ pub struct Config {
     /// Proxies whose `X-Forwarded-For` is believed (see [`crate::client_addr`]).
     pub trusted_proxies: Vec<IpAddr>,
     pub log: String,
+    /// How long a plain-HTTP client has to send its request head before it is disconnected.
+    pub head_timeout: Duration,
+    /// Listeners served by one fan-out writer task (see [`crate::fanout`]).
+    pub fanout_shard: usize,
 }
+
+/// A client that has not sent its request head by then is disconnected (as a TLS handshake is).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Listeners per fan-out writer task: enough that a page wakes one task per few hundred
+/// listeners, few enough that one pass over them (a `write` each, a few µs) stays around a
+/// millisecond, so a writer never holds a runtime thread for long and the work spreads over
+/// every thread.
+pub const FANOUT_SHARD: usize = 256;
 
 impl Args {
     /// Merge flags/environment (already merged by clap) over the TOML file over defaults.
@@ -367,6 +385,8 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
             .map(|ip| ip.to_canonical())
             .collect(),
         log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+        head_timeout: HEAD_TIMEOUT,
+        fanout_shard: args.fanout_shard.unwrap_or(FANOUT_SHARD).max(1),
     })
 }
 

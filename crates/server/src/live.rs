@@ -30,7 +30,36 @@ pub struct LivePage {
     pub seq: u32,
     pub last_seq: u32,
     pub granule: u64,
+    /// The page bytes (a slice of [`LivePage::chunk`]: no second copy).
     pub bytes: Bytes,
+    /// The same page framed as one HTTP/1.1 chunk (`size CRLF page CRLF`), made once by the
+    /// pager so that no listener connection frames (or copies) it again.
+    pub chunk: Bytes,
+}
+
+impl LivePage {
+    /// A page of `bytes`, framed once as an HTTP/1.1 chunk too.
+    pub fn new(seq: u32, last_seq: u32, granule: u64, bytes: &[u8]) -> LivePage {
+        let chunk = Bytes::from(chunk_frame(bytes));
+        let start = chunk.len() - bytes.len() - 2;
+        LivePage {
+            seq,
+            last_seq,
+            granule,
+            bytes: chunk.slice(start..start + bytes.len()),
+            chunk,
+        }
+    }
+}
+
+/// `data` as one HTTP/1.1 chunk: its size in hex, CRLF, the data, CRLF.
+pub fn chunk_frame(data: &[u8]) -> Vec<u8> {
+    let size = format!("{:x}\r\n", data.len());
+    let mut out = Vec::with_capacity(size.len() + data.len() + 2);
+    out.extend_from_slice(size.as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// What a new listener starts from.
@@ -41,6 +70,8 @@ pub struct Subscription {
     pub burst: Vec<LivePage>,
     /// Pages to come.
     pub rx: broadcast::Receiver<LivePage>,
+    /// Sequence number of the next page `rx` will deliver.
+    pub next_seq: u32,
 }
 
 struct Ring {
@@ -86,10 +117,21 @@ impl LiveStream {
         let burst: Vec<LivePage> = ring.recent.iter().cloned().collect();
         let first = burst.first().map(|p| p.seq).unwrap_or(ring.next_seq);
         Some(Subscription {
-            head: Bytes::from(self.header.header_pages(first)),
+            head: self.header_pages(first),
             burst,
             rx: tx.subscribe(),
+            next_seq: ring.next_seq,
         })
+    }
+
+    /// The OpusHead and OpusTags pages numbered to precede the page with sequence `first`.
+    pub fn header_pages(&self, first: u32) -> Bytes {
+        Bytes::from(self.header.header_pages(first))
+    }
+
+    /// Pages of recent audio a new listener starts with.
+    pub fn burst_pages(&self) -> usize {
+        self.burst_pages
     }
 
     /// Ring size in pages (how far a listener may lag).
@@ -200,12 +242,7 @@ pub fn spawn_pager(space_id: &str, p: Pager) -> std::io::Result<JoinHandle<()>> 
 }
 
 fn to_live(p: tribune_media::oggopus::AudioPage) -> LivePage {
-    LivePage {
-        seq: p.seq,
-        last_seq: p.last_seq,
-        granule: p.granule,
-        bytes: Bytes::from(p.bytes),
-    }
+    LivePage::new(p.seq, p.last_seq, p.granule, &p.bytes)
 }
 
 #[cfg(test)]
@@ -284,5 +321,18 @@ mod tests {
         assert!(packets.next_packet().unwrap().data.starts_with(b"OpusTags"));
         assert!(s.is_closed());
         assert!(s.subscribe().is_none());
+    }
+
+    #[test]
+    fn a_page_is_framed_once_as_a_chunk() {
+        let p = LivePage::new(3, 3, 960, &[7u8; 300]);
+        assert_eq!(&p.chunk[..5], b"12c\r\n");
+        assert_eq!(&p.chunk[5..305], &p.bytes[..]);
+        assert_eq!(&p.chunk[305..], b"\r\n");
+        assert_eq!(
+            p.bytes.as_ptr(),
+            p.chunk[5..].as_ptr(),
+            "one buffer, no copy"
+        );
     }
 }

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub tls_handshakes: AtomicU64,
     pub tls_handshake_failures: AtomicU64,
     pub tls_connections_shed: AtomicU64,
+    pub http_head_timeouts: AtomicU64,
 }
 
 impl Metrics {
@@ -240,6 +241,12 @@ impl Metrics {
             "counter",
             "HTTPS connections closed unanswered because too many handshakes were in flight.",
             c(&self.tls_connections_shed),
+        );
+        put(
+            "http_head_timeouts_total",
+            "counter",
+            "Plain-HTTP connections closed because their request head did not arrive in time.",
+            c(&self.http_head_timeouts),
         );
         out
     }

@@ -83,6 +83,8 @@ pub struct Space {
     /// Ogg serial of the live stream and the recording.
     pub serial: u32,
     pub live: Arc<LiveStream>,
+    /// The live stream's lean listeners (plain HTTP), written by a few writer tasks.
+    pub fanout: crate::fanout::Fanout,
     pub recording: PathBuf,
     pub events: EventHub,
     hls: Option<Arc<crate::hls::Hls>>,
@@ -283,6 +285,19 @@ impl Space {
             cfg.burst,
             cfg.slow_listener,
         ));
+        let fanout = crate::fanout::Fanout::new(
+            live.clone(),
+            metrics.clone(),
+            crate::plain::response::fields(&crate::streams::live_headers(
+                title,
+                description,
+                cfg.bitrate,
+            ))
+            .into(),
+            cfg.bitrate,
+            cfg.fanout_shard,
+            cfg.slow_listener,
+        );
         let mut hls = None;
         let media = match media {
             Some((handle, levels, attach, packets, attach_rx)) => {
@@ -334,6 +349,7 @@ impl Space {
             starts_at,
             serial,
             live,
+            fanout,
             recording: recording::path(&cfg.data_dir, id),
             events: EventHub::default(),
             hls,

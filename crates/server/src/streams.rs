@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream;
@@ -19,12 +19,24 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::live::{LivePage, LiveStream};
 use crate::metrics::Metrics;
+use crate::space::Space;
 use tribune_room::Lifecycle;
 
-/// Decrements the listener gauges when a listener's body is dropped.
-struct ListenerGuard {
+/// Decrements the listener gauges when a listener goes (its body, or its lean connection, is
+/// dropped).
+pub struct ListenerGuard {
     stream: Arc<LiveStream>,
     metrics: Arc<Metrics>,
+}
+
+impl ListenerGuard {
+    /// Counts a listener in: the space's gauge, the node's gauge and the total.
+    pub fn count_in(stream: Arc<LiveStream>, metrics: Arc<Metrics>) -> ListenerGuard {
+        stream.listeners.fetch_add(1, Relaxed);
+        metrics.listeners.fetch_add(1, Relaxed);
+        metrics.listeners_total.fetch_add(1, Relaxed);
+        ListenerGuard { stream, metrics }
+    }
 }
 
 impl Drop for ListenerGuard {
@@ -34,37 +46,30 @@ impl Drop for ListenerGuard {
     }
 }
 
-fn gone(id: &str) -> ApiError {
+/// Every live.opus answer closes its connection afterwards: the stream only ends when the space
+/// does, and a refused player reconnects later anyway. Both paths (hyper's and the lean one of
+/// [`crate::plain`]) say so, so they answer byte for byte the same.
+const CLOSE: HeaderValue = HeaderValue::from_static("close");
+
+/// `410 Gone` for an ended space, with a `Link` to its recording.
+pub fn gone(id: &str) -> ApiError {
     let url = format!("/spaces/{id}/recording.opus");
-    ApiError::gone(format!("this space has ended; its recording is at {url}")).with_header(
-        header::LINK,
-        &format!("<{url}>; rel=\"alternate\"; type=\"audio/ogg\""),
-    )
+    ApiError::gone(format!("this space has ended; its recording is at {url}"))
+        .with_header(
+            header::LINK,
+            &format!("<{url}>; rel=\"alternate\"; type=\"audio/ogg\""),
+        )
+        .with_header(header::CONNECTION, "close")
 }
 
-/// `GET /spaces/{id}/live.opus`
-#[utoipa::path(
-    get,
-    path = "/spaces/{id}/live.opus",
-    operation_id = "live_stream",
-    tag = "audio",
-    params(("id" = String, Path, description = "Space id")),
-    responses(
-        (status = 200, description = "The live mix, an endless Ogg/Opus stream (Icecast-style \
-            `icy-*` headers)", body = Vec<u8>, content_type = "audio/ogg"),
-        (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
-        (status = 410, description = "The space has ended; `Link` names the recording", body = crate::openapi::ErrorBody,
-            headers(("link" = String, description = "<recording>; rel=\"alternate\""))),
-        (status = 503, description = "This node has its maximum of listeners; retry later or use \
-            the HLS playlist named by `Link`", body = crate::openapi::ErrorBody,
-            headers(("retry-after" = String, description = "Seconds, 2 to 6 (jittered)"),
-                ("link" = String, description = "<HLS playlist>; rel=\"alternate\""))),
-    ),
-)]
-pub async fn live(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let space = crate::api::find_space(&app, &id)?;
+/// Whether a new live.opus listener may come in: `404` unknown space, `410` ended, `503` when
+/// this node has its maximum of listeners (counted as turned away). The caller then subscribes
+/// (and answers [`gone`] if the stream closed meanwhile).
+pub fn admit(app: &AppState, id: &str) -> ApiResult<Arc<Space>> {
+    let space =
+        crate::api::find_space(app, id).map_err(|e| e.with_header(header::CONNECTION, "close"))?;
     if space.lifecycle() == Lifecycle::Ended {
-        return Err(gone(&id));
+        return Err(gone(id));
     }
     let max = app.cfg.max_listeners;
     if app.metrics.listeners.load(Relaxed).max(0) as u64 >= max {
@@ -84,16 +89,77 @@ pub async fn live(State(app): State<AppState>, Path(id): Path<String>) -> ApiRes
         .with_header(
             header::LINK,
             &format!("<{hls}>; rel=\"alternate\"; type=\"application/vnd.apple.mpegurl\""),
-        ));
+        )
+        .with_header(header::CONNECTION, "close"));
     }
+    Ok(space)
+}
+
+/// The headers of a live.opus stream (Icecast-style `icy-*` ones included), the same for every
+/// listener of a space.
+pub fn live_headers(title: &str, description: &str, bitrate: u32) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/ogg"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    let kbps = (bitrate / 1000).to_string();
+    let icy = [
+        ("icy-name", title.to_owned()),
+        ("icy-description", description.to_owned()),
+        ("icy-pub", "0".into()),
+        ("icy-br", kbps.clone()),
+        (
+            "ice-audio-info",
+            format!("channels=1;samplerate=48000;bitrate={kbps}"),
+        ),
+    ];
+    for (k, v) in icy {
+        // Titles with characters a header cannot carry are simply left out.
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    }
+    h.insert(header::CONNECTION, CLOSE);
+    h
+}
+
+/// `GET /spaces/{id}/live.opus`
+///
+/// This handler serves the stream over HTTPS (HTTP/2 or HTTP/1.1) and to in-process callers; on
+/// the plain `--listen` port the lean path of [`crate::plain`] answers the same request with
+/// the same bytes, without hyper's per-connection buffers.
+#[utoipa::path(
+    get,
+    path = "/spaces/{id}/live.opus",
+    operation_id = "live_stream",
+    tag = "audio",
+    params(("id" = String, Path, description = "Space id")),
+    responses(
+        (status = 200, description = "The live mix, an endless Ogg/Opus stream (Icecast-style \
+            `icy-*` headers)", body = Vec<u8>, content_type = "audio/ogg"),
+        (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
+        (status = 410, description = "The space has ended; `Link` names the recording", body = crate::openapi::ErrorBody,
+            headers(("link" = String, description = "<recording>; rel=\"alternate\""))),
+        (status = 503, description = "This node has its maximum of listeners; retry later or use \
+            the HLS playlist named by `Link`", body = crate::openapi::ErrorBody,
+            headers(("retry-after" = String, description = "Seconds, 2 to 6 (jittered)"),
+                ("link" = String, description = "<HLS playlist>; rel=\"alternate\""))),
+    ),
+)]
+pub async fn live(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let space = admit(&app, &id)?;
     let sub = space.live.subscribe().ok_or_else(|| gone(&id))?;
-    space.live.listeners.fetch_add(1, Relaxed);
-    app.metrics.listeners.fetch_add(1, Relaxed);
-    app.metrics.listeners_total.fetch_add(1, Relaxed);
-    let guard = ListenerGuard {
-        stream: space.live.clone(),
-        metrics: app.metrics.clone(),
-    };
+    let guard = ListenerGuard::count_in(space.live.clone(), app.metrics.clone());
     // First the headers and the burst, then pages as they come.
     let mut first: Vec<Bytes> = Vec::with_capacity(sub.burst.len() + 1);
     first.push(sub.head);
@@ -117,38 +183,8 @@ pub async fn live(State(app): State<AppState>, Path(id): Path<String>) -> ApiRes
             .fetch_add(bytes.len() as u64, Relaxed);
         Some((Ok::<Bytes, Infallible>(bytes), (first, rx, guard)))
     });
-    let kbps = (app.cfg.bitrate / 1000).to_string();
     let mut resp = Response::new(Body::from_stream(body));
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/ogg"));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-store"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    let icy = [
-        ("icy-name", space.title.clone()),
-        ("icy-description", space.description.clone()),
-        ("icy-pub", "0".into()),
-        ("icy-br", kbps.clone()),
-        (
-            "ice-audio-info",
-            format!("channels=1;samplerate=48000;bitrate={kbps}"),
-        ),
-    ];
-    for (k, v) in icy {
-        // Titles with characters a header cannot carry are simply left out.
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            h.insert(k, v);
-        }
-    }
+    *resp.headers_mut() = live_headers(&space.title, &space.description, app.cfg.bitrate);
     Ok(resp)
 }
 

@@ -233,7 +233,7 @@ async fn accept_loop(
 
 /// As axum does for its own listener: errors of one connection are skipped; anything else
 /// (out of file descriptors) is logged and waited out, so the loop does not spin.
-async fn accept_error(e: std::io::Error) {
+pub(crate) async fn accept_error(e: std::io::Error) {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         e.kind(),
@@ -241,7 +241,7 @@ async fn accept_error(e: std::io::Error) {
     ) {
         return;
     }
-    tracing::error!(error = %e, "accepting an HTTPS connection");
+    tracing::error!(error = %e, "accepting a connection");
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 

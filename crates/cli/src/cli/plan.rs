@@ -306,8 +306,10 @@ fn measured(v: &Value) -> Result<Measured> {
     let held = v["listeners"]["held"]
         .as_u64()
         .context("no listeners.held")?;
-    let cores = v["server"]["cpu_cores_avg"]
+    // The steady state after the ramp when the result has it, else the whole run's average.
+    let cores = v["server"]["cpu_cores_hold_avg"]
         .as_f64()
+        .or_else(|| v["server"]["cpu_cores_avg"].as_f64())
         .context("no server.cpu_cores_avg (run loadtest with --server-pid or --spawn)")?;
     anyhow::ensure!(
         held > 0 && cores > 0.0,

@@ -1,5 +1,6 @@
 //! Real `tribune` processes on loopback: a server on ephemeral ports with a temporary data dir,
-//! speakers as `tribune speak` processes, and the API calls that set a space up.
+//! speakers as `tribune speak` processes, and the API calls that set a space up. Used by
+//! `tribune-bench` and by `tribune loadtest --spawn`.
 //!
 //! Every process is killed when its handle drops, and the data dir is removed, so a run that fails
 //! half-way leaves nothing running.
@@ -13,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-/// Operator key given to every server the benchmarks start.
-const OPERATOR_KEY: &str = "tribune-bench-operator-key";
+/// Operator key given to a server started with [`Server::start`].
+pub const OPERATOR_KEY: &str = "tribune-bench-operator-key";
 /// Longest a setup step (a speaker connecting, a metric settling) may take before the run fails.
 pub const SETUP_LIMIT: Duration = Duration::from_secs(30);
 
@@ -27,12 +28,16 @@ pub struct Server {
     pub base: String,
     /// The HTTP listening address.
     pub http_addr: SocketAddr,
+    /// Its operator key.
+    pub key: String,
     http: reqwest::Client,
 }
 
 /// A space created for a benchmark.
 pub struct Space {
+    /// The space id.
     pub id: String,
+    /// A host token of it.
     pub host_token: String,
 }
 
@@ -50,6 +55,11 @@ impl Server {
     /// Starts `bin serve` on ephemeral loopback ports with `extra` arguments, and waits for its
     /// "listening" line. Its logs (warnings and up) go to `server.log` in the data dir.
     pub fn start(bin: &Path, extra: &[String]) -> Result<Server> {
+        Self::start_with_key(bin, OPERATOR_KEY, extra)
+    }
+
+    /// [`Server::start`] with the operator key `key`.
+    pub fn start_with_key(bin: &Path, key: &str, extra: &[String]) -> Result<Server> {
         let data_dir = std::env::temp_dir().join(format!(
             "tribune-bench-{}-{}",
             std::process::id(),
@@ -62,7 +72,7 @@ impl Server {
         let log = std::fs::File::create(data_dir.join("server.log")).context("server log")?;
         let mut child = Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
-            .args(["--admin-key", OPERATOR_KEY, "--log", "warn"])
+            .args(["--admin-key", key, "--log", "warn"])
             .arg("--data-dir")
             .arg(&data_dir)
             .args(extra)
@@ -101,6 +111,7 @@ impl Server {
             data_dir,
             base,
             http_addr,
+            key: key.to_owned(),
             http: reqwest::Client::new(),
         })
     }
@@ -136,7 +147,7 @@ impl Server {
     /// Creates a live space.
     pub async fn create_space(&self, title: &str) -> Result<Space> {
         let v = self
-            .post("/api/spaces", OPERATOR_KEY, json!({ "title": title }))
+            .post("/api/spaces", &self.key, json!({ "title": title }))
             .await?;
         let field = |k: &str| {
             v[k].as_str()

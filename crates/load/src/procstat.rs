@@ -9,6 +9,7 @@ use serde::Serialize;
 /// One reading of a process.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
+    /// When it was read.
     pub at: Instant,
     /// User plus system CPU time of all its threads.
     pub cpu: Duration,
@@ -104,7 +105,9 @@ pub fn thread_cpu() -> Result<Duration> {
 /// A process watched over a window of time.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Window {
+    /// Length of the window.
     pub wall_seconds: f64,
+    /// CPU time used in it.
     pub cpu_seconds: f64,
     /// CPU seconds per wall second.
     pub cores: f64,
