@@ -11,7 +11,8 @@
 # Prints a table of ratios (tribune / peer) and writes every run's JSON and PNG to OUT.
 # Loopback only; every process started here is stopped on exit.
 #
-# usage: bench/peers/run.sh            (env: LISTENERS=5000 RAMP=1000 HOLD=30 OUT=bench/json/peers)
+# usage: bench/peers/run.sh            (env: LISTENERS=5000 RAMP=1000 HOLD=30 OUT=bench/json/peers
+#                                            PARTS="ogg hls icecast" to run some parts only)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LISTENERS=${LISTENERS:-5000}
@@ -19,6 +20,8 @@ HLS_LISTENERS=${HLS_LISTENERS:-2000}
 RAMP=${RAMP:-1000}
 HOLD=${HOLD:-30}
 OUT=${OUT:-bench/json/peers}
+PARTS=${PARTS:-ogg hls icecast}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 KEY=peer-bench
 mkdir -p "$OUT"
 
@@ -31,6 +34,7 @@ fi
 cargo build --release -q -p tribune
 BIN=$PWD/target/release/tribune
 TMP=$(mktemp -d)
+chmod 755 "$TMP" # icecast2 runs as its own user and must reach its directory
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -75,11 +79,18 @@ load() { # name, then loadtest arguments
 }
 
 # ---- Ogg: tribune (1 s and 200 ms pages) and Icecast (1 s pages) ----
+if part ogg; then
 start_tribune 1000
 load tribune-ogg-1s --url "$T_BASE" --space "$T_SPACE" --listeners "$LISTENERS" --mix ogg=100 --server-pid "$T_PID"
 stop "$T_PID"
 start_tribune 200
 load tribune-ogg-200ms --url "$T_BASE" --space "$T_SPACE" --listeners "$LISTENERS" --mix ogg=100 --server-pid "$T_PID"
+stop "$T_PID"
+fi
+
+# ---- HLS: tribune's LL-HLS and polled HLS, then nginx serving the same segments ----
+if part hls; then
+start_tribune 200
 TRIBUNE_HLS_BASE="$T_BASE/spaces/$T_SPACE/hls"
 load tribune-llhls --url "$T_BASE" --space "$T_SPACE" --listeners "$HLS_LISTENERS" --mix hls=100 --server-pid "$T_PID"
 load tribune-hls-poll --url "$T_BASE" --space "$T_SPACE" --listeners "$HLS_LISTENERS" --mix hls=100 --hls-poll --server-pid "$T_PID"
@@ -90,7 +101,7 @@ mkdir -p "$TMP/nginx/www" "$TMP/nginx/logs"
 sed -e "s#@PORT@#$NG_PORT#; s#@ROOT@#$TMP/nginx/www#; s#@PREFIX@#$TMP/nginx#g; s#@USER@#$(id -un)#" \
   bench/peers/nginx-static.conf >"$TMP/nginx/nginx.conf"
 python3 bench/peers/mirror.py "$TRIBUNE_HLS_BASE" "$TMP/nginx/www" $((HOLD + 120)) &
-PIDS+=($!)
+MIRROR_PID=$!; PIDS+=("$MIRROR_PID")
 sleep 8
 nginx -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" -e "$TMP/nginx/logs/error.log" -g 'daemon off;' &
 NG_PID=$!; PIDS+=("$NG_PID")
@@ -99,9 +110,12 @@ wait_http "http://127.0.0.1:$NG_PORT/live.m3u8"
 NG_WORKER=$(pgrep -P "$NG_PID" | head -1)
 load nginx-hls-poll --hls-url "http://127.0.0.1:$NG_PORT/live.m3u8" --listeners "$HLS_LISTENERS" --hls-poll --server-pid "$NG_WORKER"
 stop "$NG_PID"
+stop "$MIRROR_PID"
 stop "$T_PID"
+fi
 
 # ---- Icecast 2.4 fed by ffmpeg ----
+if part icecast; then
 IC_PORT=$(free_port)
 mkdir -p "$TMP/icecast"
 IC_USER=icecast2; IC_GROUP=$(id -gn icecast2 2>/dev/null || echo icecast)
@@ -119,5 +133,6 @@ sleep 4
 # icecast2 drops root and stays one process: measure it.
 load icecast-ogg-1s --ogg-url "http://127.0.0.1:$IC_PORT/stream.opus" --listeners "$LISTENERS" --server-pid "$IC_PID"
 stop "$IC_PID"
+fi
 
 python3 bench/peers/table.py "$OUT"

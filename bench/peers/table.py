@@ -19,17 +19,23 @@ def load(d, name):
 
 def figures(r):
     held = r["listeners"]["held"]
-    cpu = r["server"].get("cpu_cores_avg") or 0.0
-    rss = r["server"].get("rss_kib_per_listener")
+    s = r["server"]
+    # The steady cost (every listener in), less what the stream costs with nobody listening
+    # (tribune mixes and encodes; Icecast's ffmpeg source is a separate process).
+    cpu = s.get("cpu_cores_hold_avg") or s.get("cpu_cores_avg") or 0.0
+    idle = s.get("cpu_cores_idle")
+    per_listener = max(cpu - (idle or 0.0), 0.0)
+    rss = s.get("rss_kib_per_listener")
     return {
         "listeners held": held,
         "never joined": r["listeners"].get("never_joined", 0),
         "gapped listeners": r["listeners"].get("gapped", 0),
         "join p50 (ms)": r["join_latency_ms"].get("p50"),
         "join p99 (ms)": r["join_latency_ms"].get("p99"),
-        "server cores": cpu,
-        "cores per 1,000 listeners": (cpu / held * 1000) if held else None,
-        "listeners per core": (held / cpu) if cpu else None,
+        "server cores, all in": cpu,
+        "server cores, no listener": idle,
+        "cores per 1,000 listeners (above no listener)": (per_listener / held * 1000) if held else None,
+        "listeners held at equal CPU: per core (above no listener)": (held / per_listener) if per_listener else None,
         "memory per listener (KiB)": rss,
     }
 

@@ -44,8 +44,9 @@ pub struct PlanArgs {
     /// on this VM serving parts, `tribune-bench hls-serve`).
     #[arg(long, default_value_t = 57_000.0)]
     pub edge_requests_per_core: f64,
-    /// Ogg listeners one core of an Ogg node carries (measured: `tribune-bench fanout`).
-    #[arg(long, default_value_t = 16_000.0)]
+    /// Ogg listeners (200 ms pages) one core of an Ogg node carries (measured: 0.047–0.048
+    /// cores per 1,000 with `tribune loadtest` and `tribune-bench fanout` on the lean path).
+    #[arg(long, default_value_t = 21_000.0)]
     pub ogg_listeners_per_core: f64,
     /// Edges one origin (or shield) serves directly before a shield tier is added.
     #[arg(long, default_value_t = 500)]
@@ -311,6 +312,10 @@ fn measured(v: &Value) -> Result<Measured> {
         .as_f64()
         .or_else(|| v["server"]["cpu_cores_avg"].as_f64())
         .context("no server.cpu_cores_avg (run loadtest with --server-pid or --spawn)")?;
+    // Less what the stream cost with nobody listening (a space's mixer and encoder run once per
+    // origin, not once per edge), when the result measured it.
+    let idle = v["server"]["cpu_cores_idle"].as_f64().unwrap_or(0.0);
+    let cores = if cores > idle { cores - idle } else { cores };
     anyhow::ensure!(
         held > 0 && cores > 0.0,
         "no listeners held or no CPU measured"
