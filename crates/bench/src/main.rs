@@ -7,6 +7,9 @@
 //! - `late-ticks`: whether a flood of control-plane requests delays the mixer.
 //! - `hls-serve`: LL-HLS parts and segments served per server CPU-second, tribune vs nginx.
 //! - `glass`: glass-to-glass latency from a speaker to an HLS listener (LL-HLS and ffmpeg).
+//! - `pow`: what the shield's proof of work costs a client (native, and the web app's solver
+//!   under V8) and the server (per check).
+//! - `udp-junk`: server CPU and mixer late ticks while junk datagrams flood the media port.
 //!
 //! The network benchmarks start real `tribune` processes on loopback and stop everything they
 //! started by themselves: every phase is bounded in time, and every child is killed on drop.
@@ -19,7 +22,9 @@ mod hls_serve;
 mod icecast;
 mod late_ticks;
 mod mixer;
+mod pow;
 mod report;
+mod udp_junk;
 
 // One copy of the loopback plumbing, shared with `tribune loadtest`.
 use tribune_load::{harness, net, procstat};
@@ -51,6 +56,10 @@ enum Command {
     HlsServe(hls_serve::Args),
     /// Glass-to-glass latency from a speaker to an HLS listener.
     Glass(glass::Args),
+    /// Server CPU and mixer late ticks while junk datagrams flood the media port.
+    UdpJunk(udp_junk::Args),
+    /// Proof-of-work cost: native and web solve times, server check time.
+    Pow(pow::Args),
 }
 
 fn main() -> ExitCode {
@@ -71,9 +80,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Fanout(args) => runtime(args.client_threads)?.block_on(fanout::run(args, nofile)),
         Command::Events(args) => runtime(args.client_threads)?.block_on(events::run(args, nofile)),
         Command::Mixer(args) => mixer::run(args),
+        Command::Pow(args) => pow::run(args),
         Command::LateTicks(args) => runtime(args.client_threads)?.block_on(late_ticks::run(args)),
         Command::HlsServe(args) => runtime(args.client_threads)?.block_on(hls_serve::run(args)),
         Command::Glass(args) => runtime(2)?.block_on(glass::run(args)),
+        Command::UdpJunk(args) => runtime(1)?.block_on(udp_junk::run(args)),
     }
 }
 

@@ -189,6 +189,9 @@ async fn serve(cfg: Config, print_key: bool) -> Result<ExitCode> {
     if let Some(tls) = server.tls_addr {
         say!("tribune listening on https://{tls}");
     }
+    if let Some(control) = server.control_addr {
+        say!("tribune control on http://{control}");
+    }
     if print_key {
         say!("operator key: {key}");
     }

@@ -299,21 +299,39 @@ async fn the_listener_cap_turns_away_cleanly_and_the_host_sees_it() {
         assert!(first.starts_with(b"OggS"));
         held.push(body);
     }
-    // The third is refused with a precise, honest answer.
+    // The third is refused with a precise, honest answer: its place in line and a ticket.
     let r = get(&live, &[]).await;
     assert_eq!(r.status().as_u16(), 503);
     let wait: u64 = header(&r, "retry-after")
         .parse()
         .expect("Retry-After seconds");
-    assert!((2..=6).contains(&wait), "{wait}");
+    assert!((2..=30).contains(&wait), "{wait}");
     assert!(
         header(&r, "link").contains(&format!("/spaces/{id}/hls/index.m3u8")),
         "{}",
         header(&r, "link")
     );
+    assert_eq!(header(&r, "tribune-position"), "1");
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"], "full", "{v}");
+    assert_eq!(v["error"], "waiting_room", "{v}");
+    assert_eq!(v["position"], 1, "{v}");
+    let third = v["ticket"].as_str().expect("a ticket").to_owned();
     assert!(metric(&base, "tribune_listeners_refused_full_total").await >= 1.0);
+
+    // A fourth is second in line; a forged ticket is no better than none.
+    let r = get(&live, &[]).await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["error"].as_str(), v["position"].as_u64()),
+        (Some("waiting_room"), Some(2))
+    );
+    let fourth = v["ticket"].as_str().expect("a ticket").to_owned();
+    // (The third holds ticket 0: the fourth's ticket with number 0 is a forgery.)
+    let forged = format!("0.{}", fourth.split_once('.').unwrap().1);
+    let r = get(&format!("{live}?ticket={forged}"), &[]).await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["position"], 3, "{v}");
+    assert_eq!(metric(&base, "tribune_waiting").await, 3.0);
 
     // Those already in keep streaming.
     for body in &mut held {
@@ -325,13 +343,47 @@ async fn the_listener_cap_turns_away_cleanly_and_the_host_sees_it() {
         assert!(!more.is_empty());
     }
 
+    // One leaves: the place is kept for the first in line, not for the fourth...
+    drop(held.pop());
+    let freed = eventually(std::time::Duration::from_secs(10), async || {
+        metric(&base, "tribune_listeners").await == 1.0
+    })
+    .await;
+    assert!(freed, "the server did not notice the listener leave");
+    let r = get(&format!("{live}?ticket={fourth}"), &[]).await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["error"].as_str(), v["position"].as_u64()),
+        (Some("waiting_room"), Some(1))
+    );
+    let r = get(&live, &[]).await;
+    assert_eq!(
+        r.status().as_u16(),
+        503,
+        "a newcomer does not jump the line"
+    );
+    // ...who comes back with its ticket (in a header this time) and gets audio.
+    let r = get(&live, &[("tribune-ticket", third.as_str())]).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let mut body = r.bytes_stream();
+    let first = body.next().await.expect("bytes").expect("bytes");
+    assert!(first.starts_with(b"OggS"));
+    held.push(body);
+
     // The host's page learns that the room turned someone away.
     let mut seen = String::new();
     let found = eventually(std::time::Duration::from_secs(10), async || {
         while let Ok(s) = rx.try_recv() {
             seen.push_str(&s);
         }
-        seen.contains("\"turned_away_last_minute\":1")
+        let turned_away = seen
+            .split("\"turned_away_last_minute\":")
+            .skip(1)
+            .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .filter_map(|n| n.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        seen.contains("\"under_load\":true") && turned_away >= 1 && seen.contains("\"waiting\":")
     })
     .await;
     assert!(found, "no listeners event with the refusal: {seen}");

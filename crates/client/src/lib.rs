@@ -8,6 +8,7 @@
 //!   positions, CRCs, Opus headers) and decodes it.
 //! - [`hls`] follows an LL-HLS (or plain HLS) media playlist like a player and checks what it
 //!   fetched: playlist rules, media-sequence continuity.
+//! - [`pow`] solves the proof-of-work challenge of a shielded node (`pow::solve`).
 //! - [`tones`] tells whether a test tone is audible in decoded audio, for end-to-end tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -15,6 +16,7 @@
 mod error;
 pub mod hls;
 pub mod listen;
+pub mod pow;
 pub mod speak;
 pub mod tones;
 mod wav;

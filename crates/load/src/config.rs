@@ -29,6 +29,10 @@ pub struct Args {
     /// Start `tribune serve` on loopback with a temporary data dir (implies --create).
     #[arg(long, conflicts_with_all = ["space", "ogg_url", "hls_url"])]
     pub spawn: bool,
+    /// An option for the server --spawn starts, e.g. `--serve-arg=--max-listeners=3000`
+    /// (repeatable).
+    #[arg(long, allow_hyphen_values = true)]
+    pub serve_arg: Vec<String>,
     /// The binary --spawn starts [default: this executable].
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
@@ -75,8 +79,9 @@ pub struct Args {
     /// Event-stream (SSE) subscribers, each with its own listener token.
     #[arg(long, default_value_t = 0)]
     pub events: usize,
-    /// Source addresses in 127.0.0.0/8 to spread connections over (≈28 k ports each).
-    #[arg(long, default_value_t = 250)]
+    /// Source addresses in 127.0.0.0/8 to spread connections over (≈28 k ports each; many, so
+    /// that each stands for a few listeners, as the server's per-address limits expect).
+    #[arg(long, default_value_t = 1000)]
     pub sources: usize,
     /// Processes to split the listeners over [default: as many as the open-file limit needs].
     #[arg(long)]
@@ -99,6 +104,11 @@ pub struct Args {
     /// Font for the PNG's text (drawn without text if it cannot be read).
     #[arg(long, default_value = DEFAULT_FONT)]
     pub font: PathBuf,
+    /// Floods while the listeners hold (joins, junk requests, slow heads, junk datagrams) and
+    /// the host's control requests timed.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub flood: crate::flood::Args,
     /// Internal: run as worker process with this spec file.
     #[arg(long, hide = true)]
     #[serde(skip)]

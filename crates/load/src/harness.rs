@@ -28,6 +28,8 @@ pub struct Server {
     pub base: String,
     /// The HTTP listening address.
     pub http_addr: SocketAddr,
+    /// The media (UDP) address.
+    pub udp_addr: SocketAddr,
     /// Its operator key.
     pub key: String,
     http: reqwest::Client,
@@ -51,11 +53,33 @@ impl Drop for Guard {
     }
 }
 
+/// `tribune serve` options that turn off what limits one client address (and the shield, whose
+/// automatic switch a benchmark's join burst would trip).
+pub const PER_ADDRESS_LIMITS_OFF: [&str; 8] = [
+    "--ip-rate",
+    "0",
+    "--join-rate",
+    "0",
+    "--max-conns-per-ip",
+    "0",
+    "--shield",
+    "off",
+];
+
 impl Server {
     /// Starts `bin serve` on ephemeral loopback ports with `extra` arguments, and waits for its
     /// "listening" line. Its logs (warnings and up) go to `server.log` in the data dir.
+    ///
+    /// For capacity benchmarks: the per-address limits and the shield are off
+    /// ([`PER_ADDRESS_LIMITS_OFF`], before `extra`, which may turn them back on), since their
+    /// load comes from a handful of loopback addresses standing for many clients.
     pub fn start(bin: &Path, extra: &[String]) -> Result<Server> {
-        Self::start_with_key(bin, OPERATOR_KEY, extra)
+        let mut args: Vec<String> = PER_ADDRESS_LIMITS_OFF
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend_from_slice(extra);
+        Self::start_with_key(bin, OPERATOR_KEY, &args)
     }
 
     /// [`Server::start`] with the operator key `key`.
@@ -105,12 +129,17 @@ impl Server {
             .trim_start_matches("http://")
             .parse()
             .with_context(|| format!("bad address in {first:?}"))?;
+        let udp_addr = first
+            .split_whitespace()
+            .find_map(|w| w.trim_end_matches(')').parse().ok())
+            .with_context(|| format!("no udp address in {first:?}"))?;
         Ok(Server {
             child,
             bin: bin.to_owned(),
             data_dir,
             base,
             http_addr,
+            udp_addr,
             key: key.to_owned(),
             http: reqwest::Client::new(),
         })

@@ -18,6 +18,7 @@
 pub mod chart;
 pub mod config;
 pub mod events;
+pub mod flood;
 pub mod harness;
 pub mod hls_listener;
 pub mod net;
@@ -127,7 +128,12 @@ pub async fn run(args: Args, exec: Exec) -> Result<Option<Report>> {
         );
     }
 
+    // The server's CPU with no listener yet (over the lead time): the cost of the stream itself
+    // (mixing, encoding, a source), which per-listener figures leave out.
+    let idle_clock = target.server_pid.map(|pid| CpuClock::start(vec![pid]));
     let speakers = speakers::start(&target.speakers, end);
+    let join_timeout = Duration::from_secs_f64(args.join_timeout);
+    let flood = flood::start(&args.flood, &target, start, end, join_timeout).await?;
     let workers = (procs > 1)
         .then(|| Workers::start(&exec, &plan, procs, start_unix_ms))
         .transpose()?;
@@ -149,8 +155,11 @@ pub async fn run(args: Args, exec: Exec) -> Result<Option<Report>> {
             .unwrap_or(start),
     )
     .await;
+    let idle_cores = idle_clock.map(|c| c.cores());
     let mut sampler = match target.server_pid {
-        Some(pid) => Some(Sampler::new(pid).with_context(|| format!("watching pid {pid}"))?),
+        Some(pid) => {
+            Some(Sampler::new(pid, idle_cores).with_context(|| format!("watching pid {pid}"))?)
+        }
         None => None,
     };
     let progress = Progress::new(args.listeners, run_seconds.ceil() as u64);
@@ -177,10 +186,18 @@ pub async fn run(args: Args, exec: Exec) -> Result<Option<Report>> {
     };
     progress.finish();
     let speakers = speakers.finish().await;
+    let mut flood = match flood {
+        Some(f) => Some(f.finish(sampler.as_ref()).await),
+        None => None,
+    };
     if let Err(e) = target.end().await {
         eprintln!("warning: ending the space: {e:#}");
     }
-    let report = report::build(
+    if let (Some(f), Some(base), Some(space)) = (&mut flood, &target.base, &target.space) {
+        let run = Duration::from_secs_f64(run_seconds);
+        f.recording = Some(flood::recording::check(base, space, run).await);
+    }
+    let mut report = report::build(
         config,
         &totals,
         run_seconds,
@@ -189,7 +206,11 @@ pub async fn run(args: Args, exec: Exec) -> Result<Option<Report>> {
         speakers,
         load_generator,
     );
+    report.flood = flood;
     say(&report::table(&report));
+    if let Some(f) = &report.flood {
+        say(&flood::table(f, &report.speakers));
+    }
     if let Some(path) = &args.json {
         report::write_json(path, &report)?;
     }

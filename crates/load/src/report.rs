@@ -36,6 +36,10 @@ pub struct Report {
     pub load_generator: LoadGenerator,
     /// Once a second.
     pub timeline: Vec<Tick>,
+    /// The floods and what the show did under them (`--flood-*`, `--slowloris`, `--udp-junk`,
+    /// `--host-probe`); absent without them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flood: Option<crate::flood::Report>,
 }
 
 /// Listener totals.
@@ -122,6 +126,9 @@ pub struct Server {
     /// CPU over the seconds after the ramp (every listener in): the steady cost; `null` if
     /// the run had no such second.
     pub cpu_cores_hold_avg: Option<f64>,
+    /// CPU over the two seconds before the first listener: what the stream costs with nobody
+    /// listening (mixing, encoding, ingest); `null` if not measured.
+    pub cpu_cores_idle: Option<f64>,
     /// RSS before the first listener.
     pub rss_kib_start: u64,
     /// RSS at the last sample of the run (listeners still connected).
@@ -199,19 +206,22 @@ pub struct Sampler {
     last: procstat::Sample,
     /// RSS at the start, KiB.
     pub rss_start: u64,
+    /// CPU before the first listener, cores.
+    pub idle_cores: Option<f64>,
     /// (t, cores over the second before, RSS KiB).
     pub samples: Vec<(u64, f64, u64)>,
 }
 
 impl Sampler {
     /// Starts watching `pid`.
-    pub fn new(pid: u32) -> Result<Sampler> {
+    pub fn new(pid: u32, idle_cores: Option<f64>) -> Result<Sampler> {
         let ticks_per_second = procstat::clock_ticks_per_second();
         let last = procstat::sample(pid, ticks_per_second)?;
         Ok(Sampler {
             pid,
             ticks_per_second,
             rss_start: last.rss_kib,
+            idle_cores,
             last,
             samples: Vec::new(),
         })
@@ -246,6 +256,7 @@ impl Sampler {
             cpu_cores_max: self.samples.iter().map(|s| s.1).fold(0.0, f64::max),
             cpu_cores_hold_avg: (!hold.is_empty())
                 .then(|| hold.iter().sum::<f64>() / hold.len() as f64),
+            cpu_cores_idle: self.idle_cores,
             rss_kib_start: self.rss_start,
             rss_kib_end: end,
             rss_kib_per_listener: (held > 0)
@@ -315,6 +326,7 @@ pub fn build(
         speakers,
         load_generator,
         timeline,
+        flood: None,
     }
 }
 
@@ -382,6 +394,10 @@ pub fn table(r: &Report) -> String {
         ));
     }
     if let Some(s) = &r.server {
+        rows.push((
+            "server CPU with no listener, cores".into(),
+            opt(s.cpu_cores_idle, 3),
+        ));
         rows.push((
             "server CPU avg / after the ramp / max, cores".into(),
             format!(

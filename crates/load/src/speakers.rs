@@ -1,5 +1,9 @@
 //! WHIP tone speakers ([`tribune_client::speak`]) publishing into the space for the whole run,
 //! each on its own frequency, so the listeners hear real mixed audio rather than silence.
+//!
+//! They offer `sendrecv`, so each also receives its mix-minus (everyone but itself) and counts
+//! what it received and the packets missing from it by RTP sequence number: a speaker cut off
+//! mid-show shows up here even when the listeners' mix stays continuous.
 
 use std::time::Duration;
 
@@ -25,8 +29,25 @@ pub struct Report {
     pub ok: u64,
     /// Opus packets sent by all of them.
     pub sent_packets: u64,
+    /// RTP packets of the mix-minus received by all of them.
+    pub received_packets: u64,
+    /// Packets missing from what they received (RTP sequence gaps), all of them.
+    pub lost_packets: u64,
+    /// Each speaker that published until the end, in order.
+    pub each: Vec<One>,
     /// What went wrong, one line per failed speaker.
     pub errors: Vec<String>,
+}
+
+/// One speaker's packets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct One {
+    /// Opus packets sent.
+    pub sent_packets: u64,
+    /// RTP packets of its mix-minus received.
+    pub received_packets: u64,
+    /// Packets missing from them, by RTP sequence number.
+    pub lost_packets: u64,
 }
 
 /// Running speakers.
@@ -75,6 +96,13 @@ impl Speakers {
                 Ok(Ok(Ok(s))) => {
                     r.ok += 1;
                     r.sent_packets += s.sent_packets;
+                    r.received_packets += s.received_packets;
+                    r.lost_packets += s.lost_packets;
+                    r.each.push(One {
+                        sent_packets: s.sent_packets,
+                        received_packets: s.received_packets,
+                        lost_packets: s.lost_packets,
+                    });
                 }
                 Ok(Ok(Err(e))) => r.errors.push(format!("speaker {}: {e}", i + 1)),
                 Ok(Err(e)) => r.errors.push(format!("speaker {}: {e}", i + 1)),

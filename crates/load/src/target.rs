@@ -86,7 +86,7 @@ pub async fn setup(args: &Args) -> Result<Target> {
                 Some(b) => b.clone(),
                 None => std::env::current_exe().context("finding this executable")?,
             };
-            let server = harness::Server::start_with_key(&bin, &key, &[])?;
+            let server = harness::Server::start_with_key(&bin, &key, &args.serve_arg)?;
             t.server_pid = Some(server.pid());
             t.key = Some(key);
             let base = server.base.clone();

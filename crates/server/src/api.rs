@@ -401,9 +401,18 @@ pub struct Join {
             a token of this space was sent)", body = crate::openapi::Joined),
         (status = 400, description = "Invalid body or name, or the operator key was sent", body = crate::openapi::ErrorBody),
         (status = 401, description = "Expired or invalid token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Token of another space, or participant removed or banned", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Token of another space, or participant removed or banned; \
+            or, for a new listener while the shield is on, `proof_of_work_required`, \
+            `proof_of_work_invalid` or `proof_of_work_reused` with a `challenge` to solve (send \
+            the ticket as `Tribune-Pow`)", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
         (status = 409, description = "The space has ended", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many joins from this address; \
+            `Retry-After` says when to try again", body = crate::openapi::ErrorBody,
+            headers(("retry-after" = String, description = "Seconds"))),
+        (status = 503, description = "`overloaded`: the server is at its share for joins; \
+            `Retry-After` says when to try again", body = crate::openapi::ErrorBody,
+            headers(("retry-after" = String, description = "Seconds"))),
     ),
 )]
 pub async fn join(
@@ -448,6 +457,15 @@ pub async fn join(
         None => {
             if space.is_addr_banned(client_ip(&app.cfg.trusted_proxies, addr, &headers)) {
                 return Err(ApiError::forbidden("participant banned"));
+            }
+            // A new listener: the shield may ask for proof of work (renewals never do, so
+            // those already in are untouched).
+            let now = crate::admission::now_s();
+            app.shield.note_join(now);
+            let pass = crate::admission::Pass::from_request(None, &headers);
+            if let Err(r) = app.shield.check(&id, pass.pow.as_deref(), now) {
+                app.metrics.refused(r.reason, crate::refusal::Class::Join);
+                return Ok(r.into_response());
             }
             let name = clean_text("name", req.name.as_deref().unwrap_or("Listener"), MAX_NAME)?;
             let name = if name.is_empty() {

@@ -12,7 +12,6 @@ use std::time::SystemTime;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodFilter, MethodRouter, on};
-use axum::serve::ListenerExt;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tribune_room::Role;
@@ -41,6 +40,12 @@ pub struct App {
     pub writer: StoreWriter,
     /// Reactions per participant: 5 per second, bursts of 10.
     pub reaction_limiter: DefaultKeyedRateLimiter<String>,
+    /// Request classes, rate limits and in-flight limits on the audience listeners.
+    pub guard: crate::guard::Guard,
+    /// The waiting room in front of this node's listener cap.
+    pub waiting: parking_lot::Mutex<crate::waiting::WaitingRoom>,
+    /// Proof-of-work admission under attack.
+    pub shield: crate::shield::Shield,
 }
 
 /// Shared state as handlers see it.
@@ -157,12 +162,15 @@ macro_rules! route_table {
 route_table! {
     GET "/healthz" => api::healthz,
     GET "/metrics" => api::metrics,
+    GET "/api/admin/shield" => crate::shield::http::get_shield,
+    POST "/api/admin/shield" => crate::shield::http::set_shield,
     GET "/api/openapi.json" => openapi::openapi_json,
     POST "/api/spaces" => api::create_space,
     GET "/api/spaces" => api::list_spaces,
     GET "/api/spaces/{id}" => api::get_space,
     POST "/api/spaces/{id}/tokens" => api::mint_token,
     POST "/api/spaces/{id}/join" => api::join,
+    GET "/api/spaces/{id}/challenge" => crate::shield::http::challenge,
     POST "/api/spaces/{id}/presence" => api::presence,
     POST "/api/spaces/{id}/reactions" => api::react,
     GET "/api/spaces/{id}/timeline" => api::timeline,
@@ -192,9 +200,8 @@ route_table! {
 }
 
 /// The HTTP routes: [`ROUTES`], plus the WHIP resources' answer to any other method (405 with
-/// `Allow`, as RFC 9725 wants).
-pub fn router(app: AppState) -> Router {
-    let max_body = app.cfg.max_body;
+/// `Allow`, as RFC 9725 wants), without state.
+fn base_router(max_body: usize) -> Router<AppState> {
     routes()
         .route(
             "/api/spaces/{id}/whip",
@@ -205,7 +212,23 @@ pub fn router(app: AppState) -> Router {
             MethodRouter::new().fallback(whip::session_not_allowed),
         )
         .layer(DefaultBodyLimit::max(max_body))
+}
+
+/// The router of the audience listeners (`--listen`, `--tls-listen`): every request passes the
+/// [`crate::guard`] (classes, rate limits, capacity shares) first.
+pub fn router(app: AppState) -> Router {
+    base_router(app.cfg.max_body)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::guard::layer,
+        ))
         .with_state(app)
+}
+
+/// The router of the control listener (`--control-listen`): the same routes, none of the
+/// audience limits.
+pub fn control_router(app: AppState) -> Router {
+    base_router(app.cfg.max_body).with_state(app)
 }
 
 const REACTIONS_PER_SECOND: std::num::NonZeroU32 = std::num::NonZeroU32::new(5).unwrap();
@@ -237,9 +260,13 @@ pub struct Server {
     pub udp_addr: SocketAddr,
     /// The HTTPS address, when `--tls-listen` is set.
     pub tls_addr: Option<SocketAddr>,
+    /// The control listener's address, when `--control-listen` is set.
+    pub control_addr: Option<SocketAddr>,
     listener: Option<tokio::net::TcpListener>,
     /// The HTTPS socket and its configuration, served next to `listener`.
     tls: Option<(tokio::net::TcpListener, Arc<rustls::ServerConfig>)>,
+    /// The control listener's socket.
+    control: Option<tokio::net::TcpListener>,
     _media_thread: std::thread::JoinHandle<()>,
 }
 
@@ -300,11 +327,18 @@ impl Server {
             _ => None,
         };
         let tls_addr = tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
+        let control = cfg.limits.control_listen.map(listen).transpose()?;
+        let control_addr = control.as_ref().map(|l| l.local_addr()).transpose()?;
         std::fs::create_dir_all(&cfg.data_dir)?;
         let store =
             Arc::new(Store::open(&cfg.data_dir.join(DB_FILE)).map_err(std::io::Error::other)?);
         let writer = StoreWriter::start(store.clone(), metrics.clone())?;
         let quota = Quota::per_second(REACTIONS_PER_SECOND).allow_burst(REACTION_BURST);
+        let guard = crate::guard::Guard::new(&cfg.limits, &cfg.trusted_proxies);
+        let waiting =
+            parking_lot::Mutex::new(crate::waiting::WaitingRoom::new(cfg.jwt_secret.as_bytes()));
+        let shield = crate::shield::Shield::new(&cfg.shield, cfg.jwt_secret.as_bytes())
+            .with_metrics(metrics.clone());
         let app = Arc::new(App {
             keys: Keys::new(&cfg.jwt_secret),
             cfg,
@@ -316,6 +350,9 @@ impl Server {
             store,
             writer,
             reaction_limiter: RateLimiter::keyed(quota),
+            guard,
+            waiting,
+            shield,
         });
         // Spaces from before a restart: scheduled stay scheduled, live ones are interrupted
         // (their host resumes them), ended ones keep serving their recording.
@@ -333,8 +370,10 @@ impl Server {
             http_addr,
             udp_addr,
             tls_addr,
+            control_addr,
             listener: Some(listener),
             tls,
+            control,
             _media_thread: media_thread,
         })
     }
@@ -349,7 +388,7 @@ impl Server {
         };
         let router = router(self.app.clone());
         let app = self.app.clone();
-        // One shutdown for both listeners, cancelled once the spaces are suspended.
+        // One shutdown for every listener, cancelled once the spaces are suspended.
         let stop = tokio_util::sync::CancellationToken::new();
         let stopping = stop.clone();
         // Ending the spaces first ends every live stream, so graceful shutdown does not wait
@@ -364,38 +403,51 @@ impl Server {
             }
             stopping.cancel();
         };
-        // live.opus listeners leave hyper at the accept step (see `plain`); everything else
-        // reaches axum through this listener, with `ConnectInfo<SocketAddr>` given by `tap_io`
-        // (axum 0.8 implements it for `TcpListener` and for `TapIo` only).
-        let plain = crate::plain::Listener::spawn(listener, self.app.clone())?.tap_io(|_| {});
-        let http = axum::serve(
+        // Every listener has its own accept loop and its own serve task, so one that is flooded
+        // (or out of file descriptors) never holds up another: the control listener above all.
+        let http = crate::serve::Http::new(&self.app.cfg);
+        let metrics = self.app.metrics.clone();
+        let limits = crate::conn_limit::ConnLimits::new(
+            self.app.cfg.limits.max_conns_per_ip,
+            crate::conn_limit::default_audience_cap(),
+            &self.app.cfg.trusted_proxies,
+            metrics.clone(),
+        );
+        let mut tasks = tokio::task::JoinSet::new();
+        // live.opus listeners leave hyper at the accept step (see `plain`); everything else is
+        // served by hyper, with `ConnectInfo<SocketAddr>`.
+        let plain = crate::plain::spawn(listener, self.app.clone(), limits.clone())?;
+        tasks.spawn(crate::serve::serve(
             plain,
-            router
-                .clone()
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .into_future();
-        match self.tls.take() {
-            Some((tcp, config)) => {
-                // `tap_io` sets TCP_NODELAY on each stream; it is also what gives a custom
-                // listener axum's `ConnectInfo<SocketAddr>` (axum 0.8 implements it for
-                // `TcpListener` and for `TapIo` only).
-                let listener = crate::tls::Listener::spawn(tcp, config, self.app.metrics.clone())?
-                    .tap_io(|tls| {
-                        let _ = tls.get_ref().0.set_nodelay(true);
-                    });
-                let https = axum::serve(
-                    listener,
-                    router.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .into_future();
-                tokio::try_join!(http, https)?;
-            }
-            None => http.await?,
+            router.clone(),
+            http.clone(),
+            metrics.clone(),
+            shutdown,
+        ));
+        if let Some((tcp, config)) = self.tls.take() {
+            let tls = crate::tls::spawn(tcp, config, metrics.clone(), limits.clone())?;
+            tasks.spawn(crate::serve::serve(
+                tls,
+                router,
+                http.clone(),
+                metrics.clone(),
+                stop.clone().cancelled_owned(),
+            ));
         }
-        // Lean listeners are not axum's: let them take the last pages and the end of the body
+        if let Some(tcp) = self.control.take() {
+            let control = crate::serve::control(tcp, metrics.clone())?;
+            tasks.spawn(crate::serve::serve(
+                control,
+                control_router(self.app.clone()),
+                http,
+                metrics,
+                stop.clone().cancelled_owned(),
+            ));
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.map_err(std::io::Error::other)?;
+        }
+        // Lean listeners are not hyper's: let them take the last pages and the end of the body
         // (their streams ended with the spaces), within a bound.
         let spaces = self.app.spaces.all();
         let drained = futures_util::future::join_all(spaces.iter().map(|s| s.fanout.drained()));

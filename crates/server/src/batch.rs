@@ -4,6 +4,7 @@
 //! serialized once.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use serde_json::json;
@@ -21,7 +22,10 @@ const KEEPALIVE_EVERY: u32 = 60; // × PERIOD = 15 s
 pub async fn run(space: Arc<Space>) {
     let mut tick = tokio::time::interval(PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_count = (u64::MAX, 0);
+    let mut last_count = (u64::MAX, 0, 0, 0, false);
+    // Refusals on this node (every reason and class) over the last minute.
+    let mut refused = crate::admission::LastMinute::default();
+    let mut refused_before = space.metrics.refusals_total();
     let mut n: u32 = 0;
     loop {
         tick.tick().await;
@@ -47,13 +51,29 @@ pub async fn run(space: Arc<Space>) {
                     .to_string(),
             );
         }
-        let turned_away = space.turned_away.lock().sum(crate::admission::now_s());
-        if (count, turned_away) != last_count {
-            last_count = (count, turned_away);
+        let now_s = crate::admission::now_s();
+        let turned_away = space.turned_away.lock().sum(now_s);
+        let refused_now = space.metrics.refusals_total();
+        refused.add_n(now_s, refused_now.saturating_sub(refused_before));
+        refused_before = refused_now;
+        let refused_minute = refused.sum(now_s);
+        let waiting = space.metrics.waiting.load(Relaxed).max(0) as u64;
+        let shield = space.metrics.shield_on.load(Relaxed) > 0;
+        let state = (count, turned_away, refused_minute, waiting, shield);
+        if state != last_count {
+            last_count = state;
+            // `under_load`: the node is refusing or queueing anyone (the host's page says so).
+            let under_load = shield || waiting > 0 || turned_away > 0 || refused_minute > 0;
             space.events.publish(
                 "listeners",
                 &json!({ "type": "listeners", "count": count,
-                    "admission": { "turned_away_last_minute": turned_away } }),
+                    "admission": {
+                        "turned_away_last_minute": turned_away,
+                        "waiting": waiting,
+                        "refused_last_minute": refused_minute,
+                        "shield": shield,
+                        "under_load": under_load,
+                    } }),
             );
         }
         if let Some(counts) = space.reactions.lock().take() {

@@ -139,6 +139,65 @@ pub struct Args {
     #[arg(long, env = "TRIBUNE_TRUSTED_PROXY", value_delimiter = ',')]
     pub trusted_proxy: Option<Vec<IpAddr>>,
 
+    /// A second plain-HTTP address reserved for hosts, speakers and operators: the whole API
+    /// with none of the audience limits (per-address connection caps, rate limits, class
+    /// limits, the shield). Keep it off the public network (a private interface, a firewall or
+    /// an operator VPN). [default: none]
+    #[arg(long, env = "TRIBUNE_CONTROL_LISTEN")]
+    pub control_listen: Option<SocketAddr>,
+
+    /// Most connections open at once from one client address on the audience listeners
+    /// (--listen, --tls-listen); 0 for no limit. Carrier-grade NAT puts many listeners behind one
+    /// address, so keep it generous. [default: 256]
+    #[arg(long, env = "TRIBUNE_MAX_CONNS_PER_IP")]
+    pub max_conns_per_ip: Option<u32>,
+
+    /// Requests in progress at once (until their response head), all classes together: host
+    /// and speaker control may use all of it, listener joins 3/4, anything else 1/2.
+    /// [default: 1024]
+    #[arg(long, env = "TRIBUNE_MAX_INFLIGHT")]
+    pub max_inflight: Option<u32>,
+
+    /// Requests per second from one client address (listener and browsing requests; bursts of
+    /// twice as many); 0 for no limit. [default: 50]
+    #[arg(long, env = "TRIBUNE_IP_RATE")]
+    pub ip_rate: Option<u32>,
+
+    /// Joins per second from one client address (`/join`, live.opus, event streams; bursts of
+    /// four times as many); 0 for no limit. [default: 5]
+    #[arg(long, env = "TRIBUNE_JOIN_RATE")]
+    pub join_rate: Option<u32>,
+
+    /// WHIP offers per minute from one client address, and per token; 0 for no limit.
+    /// [default: 12]
+    #[arg(long, env = "TRIBUNE_WHIP_RATE")]
+    pub whip_rate: Option<u32>,
+
+    /// A kept-alive HTTP connection with no request this long is closed, seconds. [default: 60]
+    #[arg(long, env = "TRIBUNE_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+
+    /// Largest request head (request line and headers) accepted, bytes. [default: 16384]
+    #[arg(long, env = "TRIBUNE_MAX_HEADER_BYTES")]
+    pub max_header_bytes: Option<usize>,
+
+    /// Shield mode: `auto` (on when joins pass --shield-joins-per-s, off after a calm minute),
+    /// `on` or `off`. With the shield on, a new listener must bring a proof-of-work ticket.
+    /// [default: auto]
+    #[arg(long, env = "TRIBUNE_SHIELD")]
+    pub shield: Option<ShieldMode>,
+
+    /// Proof-of-work difficulty, in leading zero bits of SHA-256: each bit doubles a client's
+    /// work (see `tribune-bench pow`). [default: 21, about 0.2 s of a native client's CPU]
+    #[arg(long, env = "TRIBUNE_SHIELD_BITS")]
+    pub shield_bits: Option<u32>,
+
+    /// Joins per second on this node (admitted or not) that switch an `auto` shield on: above
+    /// what a node admits without strain (5,000/s measured), so a real flash crowd of players
+    /// that cannot solve proofs of work is never asked for one. [default: 10000]
+    #[arg(long, env = "TRIBUNE_SHIELD_JOINS_PER_S")]
+    pub shield_joins_per_s: Option<u32>,
+
     /// Log filter (tracing `EnvFilter` syntax). [default: info]
     #[arg(long, env = "TRIBUNE_LOG")]
     pub log: Option<String>,
@@ -147,6 +206,11 @@ pub struct Args {
     /// listener its own task). [default: 256]
     #[arg(long, env = "TRIBUNE_FANOUT_SHARD", hide = true)]
     pub fanout_shard: Option<usize>,
+
+    /// How long a client has to send its request head, milliseconds (a test knob: slow-client
+    /// tests need seconds, not the default ten). [default: 10000]
+    #[arg(long, hide = true)]
+    pub head_timeout_ms: Option<u64>,
 }
 
 /// The TOML file: the same options as [`Args`], all optional; unknown keys are an error.
@@ -178,6 +242,17 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub trusted_proxy: Option<Vec<IpAddr>>,
+    pub control_listen: Option<SocketAddr>,
+    pub max_conns_per_ip: Option<u32>,
+    pub max_inflight: Option<u32>,
+    pub ip_rate: Option<u32>,
+    pub join_rate: Option<u32>,
+    pub whip_rate: Option<u32>,
+    pub idle_timeout: Option<u64>,
+    pub max_header_bytes: Option<usize>,
+    pub shield: Option<ShieldMode>,
+    pub shield_bits: Option<u32>,
+    pub shield_joins_per_s: Option<u32>,
     pub log: Option<String>,
 }
 
@@ -244,11 +319,58 @@ pub struct Config {
     pub tls: Option<Tls>,
     /// Proxies whose `X-Forwarded-For` is believed (see [`crate::client_addr`]).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Limits on audience traffic (issue 7: floods and flash crowds).
+    pub limits: Limits,
+    /// Proof-of-work admission under attack.
+    pub shield: Shield,
     pub log: String,
     /// How long a plain-HTTP client has to send its request head before it is disconnected.
     pub head_timeout: Duration,
     /// Listeners served by one fan-out writer task (see [`crate::fanout`]).
     pub fanout_shard: usize,
+}
+
+/// Limits on what the audience may take (see `--max-conns-per-ip` and the options after it).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The control listener, if any.
+    pub control_listen: Option<SocketAddr>,
+    /// Connections per client address on the audience listeners; 0: no limit.
+    pub max_conns_per_ip: u32,
+    /// Requests in progress, all classes.
+    pub max_inflight: u32,
+    /// Requests per second per address (listener and browsing classes); 0: no limit.
+    pub ip_rate: u32,
+    /// Joins per second per address; 0: no limit.
+    pub join_rate: u32,
+    /// WHIP offers per minute per address and per token; 0: no limit.
+    pub whip_rate: u32,
+    /// Idle kept-alive connections are closed after this.
+    pub idle_timeout: Duration,
+    /// Largest request head.
+    pub max_header_bytes: usize,
+}
+
+/// When the shield asks for proof of work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ShieldMode {
+    /// On above the join-rate threshold, off after a calm minute.
+    Auto,
+    /// Always on.
+    On,
+    /// Never on.
+    Off,
+}
+
+/// Proof-of-work admission (see `--shield`).
+#[derive(Debug, Clone)]
+pub struct Shield {
+    pub mode: ShieldMode,
+    /// Leading zero bits of SHA-256 a ticket needs.
+    pub bits: u32,
+    /// Joins per second that switch an `auto` shield on.
+    pub joins_per_s: u32,
 }
 
 /// A client that has not sent its request head by then is disconnected (as a TLS handshake is).
@@ -384,8 +506,55 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
             .into_iter()
             .map(|ip| ip.to_canonical())
             .collect(),
+        limits: Limits {
+            control_listen: args.control_listen.or(file.control_listen),
+            max_conns_per_ip: args
+                .max_conns_per_ip
+                .or(file.max_conns_per_ip)
+                .unwrap_or(256),
+            max_inflight: args
+                .max_inflight
+                .or(file.max_inflight)
+                .unwrap_or(1024)
+                .max(8),
+            ip_rate: args.ip_rate.or(file.ip_rate).unwrap_or(50),
+            join_rate: args.join_rate.or(file.join_rate).unwrap_or(5),
+            whip_rate: args.whip_rate.or(file.whip_rate).unwrap_or(12),
+            idle_timeout: Duration::from_secs(
+                args.idle_timeout.or(file.idle_timeout).unwrap_or(60).max(1),
+            ),
+            max_header_bytes: args
+                .max_header_bytes
+                .or(file.max_header_bytes)
+                .unwrap_or(16 * 1024)
+                .max(1024),
+        },
+        shield: Shield {
+            mode: args.shield.or(file.shield).unwrap_or(ShieldMode::Auto),
+            bits: {
+                let bits = args
+                    .shield_bits
+                    .or(file.shield_bits)
+                    .unwrap_or(crate::shield::DEFAULT_BITS);
+                if !(1..=32).contains(&bits) {
+                    return Err(ConfigError::Invalid {
+                        name: "shield_bits",
+                        reason: format!("{bits} is outside 1..=32"),
+                    });
+                }
+                bits
+            },
+            joins_per_s: args
+                .shield_joins_per_s
+                .or(file.shield_joins_per_s)
+                .unwrap_or(10_000)
+                .max(1),
+        },
         log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
-        head_timeout: HEAD_TIMEOUT,
+        head_timeout: args
+            .head_timeout_ms
+            .map_or(HEAD_TIMEOUT, Duration::from_millis)
+            .max(Duration::from_millis(1)),
         fanout_shard: args.fanout_shard.unwrap_or(FANOUT_SHARD).max(1),
     })
 }

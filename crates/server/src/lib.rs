@@ -4,6 +4,7 @@
 //! Start one with [`Server::bind`] then [`Server::serve`]; see `crates/cli` for the binary.
 #![deny(unsafe_code)]
 
+pub mod accept;
 pub mod admission;
 pub mod api;
 pub mod app;
@@ -12,10 +13,12 @@ pub mod batch;
 pub mod body;
 pub mod client_addr;
 pub mod config;
+pub mod conn_limit;
 pub mod error;
 pub mod events;
 pub mod events_http;
 pub mod fanout;
+pub mod guard;
 pub mod hls;
 pub mod hls_http;
 pub mod live;
@@ -25,13 +28,17 @@ pub mod openapi;
 pub mod plain;
 pub mod priority;
 pub mod recording;
+pub mod refusal;
 pub mod resume;
 pub mod rtc;
 pub mod sdp;
+pub mod serve;
+pub mod shield;
 pub mod space;
 pub mod store;
 pub mod streams;
 pub mod tls;
+pub mod waiting;
 pub mod web;
 pub mod whip;
 pub mod writer;

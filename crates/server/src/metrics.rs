@@ -5,6 +5,8 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
+use crate::refusal::{Class, Reason};
+
 /// All metrics of one server.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -41,9 +43,52 @@ pub struct Metrics {
     pub tls_handshake_failures: AtomicU64,
     pub tls_connections_shed: AtomicU64,
     pub http_head_timeouts: AtomicU64,
+    /// Connections open on the audience listeners (plain and TLS, heads still coming included).
+    pub audience_connections: AtomicI64,
+    /// Audience connections closed at accept because the audience held its whole share of file
+    /// descriptors (see [`crate::conn_limit::audience_cap`]).
+    pub audience_connections_shed: AtomicU64,
+    /// `accept` failures for want of file descriptors (`EMFILE`, `ENFILE`), any listener.
+    pub accept_fd_exhausted: AtomicU64,
+    /// Refusals under load, by [`Reason`] and [`Class`] (index: `reason * 3 + class`).
+    pub refusals: [AtomicU64; REFUSAL_CELLS],
+    /// The shield: 1 while new listeners must bring proof of work.
+    pub shield_on: AtomicI64,
+    /// Listeners holding a place in a waiting room.
+    pub waiting: AtomicI64,
+}
+
+const REFUSAL_CELLS: usize = Reason::ALL.len() * Class::ALL.len();
+
+fn class_index(c: Class) -> usize {
+    match c {
+        Class::Control => 0,
+        Class::Join => 1,
+        Class::Browse => 2,
+    }
+}
+
+fn reason_index(r: Reason) -> usize {
+    Reason::ALL.iter().position(|x| *x == r).unwrap_or(0)
 }
 
 impl Metrics {
+    /// Counts one refusal.
+    pub fn refused(&self, reason: Reason, class: Class) {
+        self.refusals[reason_index(reason) * Class::ALL.len() + class_index(class)]
+            .fetch_add(1, Relaxed);
+    }
+
+    /// Refusals so far, every reason and class.
+    pub fn refusals_total(&self) -> u64 {
+        self.refusals.iter().map(|a| a.load(Relaxed)).sum()
+    }
+
+    /// Refusals so far for `reason` and `class`.
+    pub fn refusals_of(&self, reason: Reason, class: Class) -> u64 {
+        self.refusals[reason_index(reason) * Class::ALL.len() + class_index(class)].load(Relaxed)
+    }
+
     /// Render every metric in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -248,6 +293,53 @@ impl Metrics {
             "Plain-HTTP connections closed because their request head did not arrive in time.",
             c(&self.http_head_timeouts),
         );
+        put(
+            "audience_connections",
+            "gauge",
+            "Connections open on the audience listeners (plain and TLS).",
+            g(&self.audience_connections),
+        );
+        put(
+            "audience_connections_shed_total",
+            "counter",
+            "Audience connections closed at accept: the audience held its share of file descriptors.",
+            c(&self.audience_connections_shed),
+        );
+        put(
+            "accept_fd_exhausted_total",
+            "counter",
+            "accept() failures for want of file descriptors (EMFILE, ENFILE).",
+            c(&self.accept_fd_exhausted),
+        );
+        put(
+            "shield_on",
+            "gauge",
+            "1 while the shield asks new listeners for proof of work.",
+            g(&self.shield_on),
+        );
+        put(
+            "waiting",
+            "gauge",
+            "Listeners holding a place in a waiting room.",
+            g(&self.waiting),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tribune_refusals_total Requests refused under load, by reason and class \
+             (see the refusal table in the README)."
+        );
+        let _ = writeln!(out, "# TYPE tribune_refusals_total counter");
+        for r in Reason::ALL {
+            for cl in Class::ALL {
+                let _ = writeln!(
+                    out,
+                    "tribune_refusals_total{{reason=\"{}\",class=\"{}\"}} {}",
+                    r.as_str(),
+                    cl.as_str(),
+                    self.refusals_of(r, cl)
+                );
+            }
+        }
         out
     }
 }

@@ -102,7 +102,7 @@ pub struct Space {
     /// Set when the space ends (not when it is suspended): the last pages carry end-of-stream.
     ending: Arc<AtomicBool>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     store: StoreWriter,
     cfg: Config,
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream;
@@ -15,11 +15,14 @@ use tokio::sync::broadcast::error::RecvError;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
+use crate::admission::Pass;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::live::{LivePage, LiveStream};
 use crate::metrics::Metrics;
+use crate::refusal::{Class, Reason, Refusal};
 use crate::space::Space;
+use crate::waiting::Door;
 use tribune_room::Lifecycle;
 
 /// Decrements the listener gauges when a listener goes (its body, or its lean connection, is
@@ -62,37 +65,76 @@ pub fn gone(id: &str) -> ApiError {
         .with_header(header::CONNECTION, "close")
 }
 
-/// Whether a new live.opus listener may come in: `404` unknown space, `410` ended, `503` when
-/// this node has its maximum of listeners (counted as turned away). The caller then subscribes
-/// (and answers [`gone`] if the stream closed meanwhile).
-pub fn admit(app: &AppState, id: &str) -> ApiResult<Arc<Space>> {
-    let space =
-        crate::api::find_space(app, id).map_err(|e| e.with_header(header::CONNECTION, "close"))?;
+/// Whether a new live.opus listener may come in. In order: `404` unknown space, `410` ended;
+/// the shield's proof of work when it is on (`403`, see [`crate::shield`]); then this node's
+/// listener cap, behind its waiting room ([`crate::waiting`]): past the cap the listener gets
+/// `503 waiting_room` with its place in line, a ticket to come back with, a jittered
+/// `Retry-After` and a `Link` to the HLS playlist (which edges serve). The caller then subscribes
+/// (and answers [`gone`] if the stream closed meanwhile). Refusals are whole responses, so
+/// both paths answer the same bytes.
+// The refusal is a whole response (both paths write it as is); it is the cold path.
+#[allow(clippy::result_large_err)]
+pub fn admit(app: &AppState, id: &str, pass: &Pass) -> Result<Arc<Space>, Response> {
+    let space = crate::api::find_space(app, id)
+        .map_err(|e| e.with_header(header::CONNECTION, "close").into_response())?;
     if space.lifecycle() == Lifecycle::Ended {
-        return Err(gone(id));
+        return Err(gone(id).into_response());
+    }
+    let now = crate::admission::now_s();
+    app.shield.note_join(now);
+    let close = |r: Refusal| {
+        app.metrics.refused(r.reason, Class::Join);
+        r.header(header::CONNECTION, "close").into_response()
+    };
+    // A listener holding a waiting-room ticket already showed its proof of work.
+    if pass.ticket.is_none() {
+        app.shield
+            .check(id, pass.pow.as_deref(), now)
+            .map_err(close)?;
     }
     let max = app.cfg.max_listeners;
-    if app.metrics.listeners.load(Relaxed).max(0) as u64 >= max {
-        space.turned_away.lock().add(crate::admission::now_s());
-        app.metrics.listeners_refused_full.fetch_add(1, Relaxed);
-        let wait = crate::admission::retry_after_s();
-        let hls = format!("/spaces/{id}/hls/index.m3u8");
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "full",
-            format!(
-                "this node has its maximum of {max} listeners: retry in {wait} s, or listen over \
-                 HLS at {hls}"
-            ),
-        )
-        .with_header(header::RETRY_AFTER, &wait.to_string())
-        .with_header(
-            header::LINK,
-            &format!("<{hls}>; rel=\"alternate\"; type=\"application/vnd.apple.mpegurl\""),
-        )
-        .with_header(header::CONNECTION, "close"));
+    let free = max.saturating_sub(app.metrics.listeners.load(Relaxed).max(0) as u64);
+    let door = {
+        let mut room = app.waiting.lock();
+        let door = room.door(now, pass.ticket.as_deref(), free, rand::random::<f64>());
+        app.metrics.waiting.store(room.waiting() as i64, Relaxed);
+        door
+    };
+    match door {
+        Door::Enter => Ok(space),
+        Door::Wait {
+            ticket,
+            position,
+            retry_after_s,
+        } => {
+            space.turned_away.lock().add(now);
+            app.metrics.listeners_refused_full.fetch_add(1, Relaxed);
+            let hls = format!("/spaces/{id}/hls/index.m3u8");
+            Err(close(
+                Refusal::new(
+                    Reason::WaitingRoom,
+                    format!(
+                        "this server has its maximum of {max} listeners: you are number \
+                         {position} in line; come back in {retry_after_s} s with your ticket \
+                         (?ticket=…), or listen over HLS at {hls} now"
+                    ),
+                )
+                .retry_after(retry_after_s)
+                .field("position", position)
+                .field("ticket", ticket.clone())
+                .field("hls", hls.clone())
+                .header(HeaderName::from_static("tribune-ticket"), &ticket)
+                .header(
+                    HeaderName::from_static("tribune-position"),
+                    &position.to_string(),
+                )
+                .header(
+                    header::LINK,
+                    &format!("<{hls}>; rel=\"alternate\"; type=\"application/vnd.apple.mpegurl\""),
+                ),
+            ))
+        }
     }
-    Ok(space)
 }
 
 /// The headers of a live.opus stream (Icecast-style `icy-*` ones included), the same for every
@@ -143,22 +185,40 @@ pub fn live_headers(title: &str, description: &str, bitrate: u32) -> HeaderMap {
     path = "/spaces/{id}/live.opus",
     operation_id = "live_stream",
     tag = "audio",
-    params(("id" = String, Path, description = "Space id")),
+    params(("id" = String, Path, description = "Space id"),
+        ("ticket" = Option<String>, Query, description = "A waiting-room ticket"),
+        ("pow" = Option<String>, Query, description = "A proof of work, when the shield is on")),
     responses(
         (status = 200, description = "The live mix, an endless Ogg/Opus stream (Icecast-style \
             `icy-*` headers)", body = Vec<u8>, content_type = "audio/ogg"),
         (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
         (status = 410, description = "The space has ended; `Link` names the recording", body = crate::openapi::ErrorBody,
             headers(("link" = String, description = "<recording>; rel=\"alternate\""))),
-        (status = 503, description = "This node has its maximum of listeners; retry later or use \
+        (status = 403, description = "The shield is on: bring a proof of work (`pow=` or \
+            `Tribune-Pow`; the body's `challenge` says which)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many joins from this address", body = crate::openapi::ErrorBody,
+            headers(("retry-after" = String, description = "Seconds"))),
+        (status = 503, description = "This node has its maximum of listeners: the waiting room \
+            gives a `position`, a `ticket` to come back with (`ticket=` or `Tribune-Ticket`) and \
             the HLS playlist named by `Link`", body = crate::openapi::ErrorBody,
-            headers(("retry-after" = String, description = "Seconds, 2 to 6 (jittered)"),
+            headers(("retry-after" = String, description = "Seconds (jittered)"),
+                ("tribune-ticket" = String, description = "The ticket"),
+                ("tribune-position" = String, description = "Place in line, 1 = next"),
                 ("link" = String, description = "<HLS playlist>; rel=\"alternate\""))),
     ),
 )]
-pub async fn live(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let space = admit(&app, &id)?;
-    let sub = space.live.subscribe().ok_or_else(|| gone(&id))?;
+pub async fn live(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Response> {
+    let pass = Pass::from_request(query.as_deref(), &headers);
+    let space = admit(&app, &id, &pass)?;
+    let sub = space
+        .live
+        .subscribe()
+        .ok_or_else(|| gone(&id).into_response())?;
     let guard = ListenerGuard::count_in(space.live.clone(), app.metrics.clone());
     // First the headers and the burst, then pages as they come.
     let mut first: Vec<Bytes> = Vec::with_capacity(sub.burst.len() + 1);

@@ -1,16 +1,15 @@
 //! HTTPS for `tribune serve`: the certificate and key from PEM files, a rustls server
-//! configuration, and a listener that hands finished TLS streams to `axum::serve`.
+//! configuration, and a listener that hands finished TLS streams to [`crate::serve`].
 //!
 //! A TLS handshake takes a round trip or two and a client may never finish one, so handshakes
 //! never run on the accept path: the accept loop only takes TCP connections and spawns one task
 //! per handshake, bounded in time ([`HANDSHAKE_TIMEOUT`]) and in number
 //! ([`MAX_HANDSHAKES_IN_FLIGHT`]; past it a new connection is closed at once). Finished streams
-//! reach axum through a channel, so a silent or broken client costs one task and one permit,
+//! reach hyper through a channel, so a silent or broken client costs one task and one permit,
 //! and every other client is served meanwhile.
 //!
 //! Crypto is `ring` (already in the dependency tree); ALPN offers `h2` then `http/1.1`.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,7 +23,11 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::accept::Acceptor;
+use crate::conn_limit::{ConnLimits, Refused};
 use crate::metrics::Metrics;
+use crate::refusal::{Class, Reason};
+use crate::serve::{Conn, Incoming};
 
 /// A client that has not finished its handshake by then is dropped (and counted as failed).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,10 +36,6 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// half-open connections from growing memory without limit while leaving room for a flash
 /// crowd (the listen backlog is 4096 too).
 pub const MAX_HANDSHAKES_IN_FLIGHT: usize = 4096;
-
-/// Finished streams waiting for axum to take them. axum's accept loop only spawns a task per
-/// connection, so this stays nearly empty; a full queue makes handshake tasks wait.
-const READY_QUEUE: usize = 1024;
 
 /// Why the TLS configuration could not be loaded. Each message is whole (the cause is in it,
 /// not chained as a `source`), so it reads the same however it is printed.
@@ -129,94 +128,69 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
     })
 }
 
-/// A TLS listener for `axum::serve`: `accept` yields streams whose handshake is done.
-///
-/// Built by [`Listener::spawn`], which starts the accept loop; dropping the listener (axum does
-/// at graceful shutdown) stops it.
-pub struct Listener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    accept_loop: tokio::task::JoinHandle<()>,
-}
+/// The HTTPS connections whose handshake is done, for [`crate::serve::serve`].
+pub type Listener = Incoming<TlsStream<TcpStream>>;
 
-impl Listener {
-    /// Start accepting on `tcp` with `config`, counting handshakes in `metrics`.
-    pub fn spawn(
-        tcp: TcpListener,
-        config: Arc<ServerConfig>,
-        metrics: Arc<Metrics>,
-    ) -> std::io::Result<Listener> {
-        let local = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(READY_QUEUE);
-        let accept_loop = tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), tx, metrics));
-        Ok(Listener {
-            ready,
-            local,
-            accept_loop,
-        })
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.accept_loop.abort();
-    }
-}
-
-impl axum::serve::Listener for Listener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept loop only ends when this listener is dropped; should it ever die
-            // anyway, accept nothing more rather than spin.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
+/// Start accepting on `tcp` with `config`, within `limits`, counting handshakes in `metrics`.
+/// Dropping the listener stops the accept loop.
+pub fn spawn(
+    tcp: TcpListener,
+    config: Arc<ServerConfig>,
+    metrics: Arc<Metrics>,
+    limits: Arc<ConnLimits>,
+) -> std::io::Result<Listener> {
+    let local = tcp.local_addr()?;
+    let acceptor = Acceptor::new(tcp, metrics.clone());
+    Ok(Incoming::spawn(local, move |ready| {
+        accept_loop(acceptor, TlsAcceptor::from(config), ready, metrics, limits)
+    }))
 }
 
 /// Take TCP connections and start a bounded handshake task for each, until the listener is
-/// dropped.
+/// dropped. A connection over its address's cap is closed unanswered: an answer would cost the
+/// handshake the cap is there to save.
 async fn accept_loop(
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    acceptor: Acceptor,
+    tls: TlsAcceptor,
+    ready: mpsc::Sender<Conn<TlsStream<TcpStream>>>,
     metrics: Arc<Metrics>,
+    limits: Arc<ConnLimits>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_HANDSHAKES_IN_FLIGHT));
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = ready.closed() => return,
-            r = tcp.accept() => match r {
-                Ok(conn) => conn,
-                Err(e) => {
-                    accept_error(e).await;
-                    continue;
-                }
-            },
+    let closed = ready.clone();
+    crate::accept::run(acceptor, closed.closed(), |stream, peer| {
+        let guard = match limits.admit(peer.ip()) {
+            Ok(guard) => guard,
+            Err(Refused::PerAddress) => {
+                metrics.refused(Reason::TooManyConnections, Class::Join);
+                return;
+            }
+            Err(Refused::Full) => {
+                metrics.audience_connections_shed.fetch_add(1, Relaxed);
+                return;
+            }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             metrics.tls_connections_shed.fetch_add(1, Relaxed);
-            drop(stream);
-            continue;
+            return;
         };
-        let acceptor = acceptor.clone();
+        let _ = stream.set_nodelay(true);
+        let tls = tls.clone();
         let ready = ready.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+            let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await;
             drop(permit);
             match done {
-                Ok(Ok(tls)) => {
+                Ok(Ok(io)) => {
                     metrics.tls_handshakes.fetch_add(1, Relaxed);
+                    let conn = Conn {
+                        io,
+                        peer,
+                        guard: Some(guard),
+                    };
                     // An error here means the server is shutting down: the stream just closes.
-                    let _ = ready.send((tls, peer)).await;
+                    let _ = ready.send(conn).await;
                 }
                 Ok(Err(e)) => {
                     metrics.tls_handshake_failures.fetch_add(1, Relaxed);
@@ -228,21 +202,8 @@ async fn accept_loop(
                 }
             }
         });
-    }
-}
-
-/// As axum does for its own listener: errors of one connection are skipped; anything else
-/// (out of file descriptors) is logged and waited out, so the loop does not spin.
-pub(crate) async fn accept_error(e: std::io::Error) {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!(error = %e, "accepting a connection");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ assets! {
     "stage.js" "text/javascript; charset=utf-8" "stage.js" false,
     "host.js" "text/javascript; charset=utf-8" "host.js" false,
     "replay.js" "text/javascript; charset=utf-8" "replay.js" false,
+    "pow.js" "text/javascript; charset=utf-8" "pow.js" false,
     "icon.svg" "image/svg+xml" "icon.svg" false,
     "hls.light.min.mjs" "text/javascript; charset=utf-8" "vendor/hls.light.min.mjs" true,
     "hls.js-LICENSE.txt" "text/plain; charset=utf-8" "vendor/hls.js-LICENSE.txt" true,

@@ -181,13 +181,16 @@ async fn past_the_cap_a_listener_gets_503_and_is_counted() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((2..=6).contains(&wait), "{h}");
+    assert!((2..=30).contains(&wait), "{h}");
     assert!(
         h.contains("link: </spaces/s/hls/index.m3u8>; rel=\"alternate\""),
         "{h}"
     );
+    assert!(h.contains("tribune-position: 1\r\n"), "{h}");
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(v["error"], "full");
+    assert_eq!(v["error"], "waiting_room");
+    assert_eq!(v["position"], 1);
+    assert!(v["ticket"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
     assert_eq!(r.app.metrics.listeners_refused_full.load(Relaxed), 1);
     assert_eq!(r.app.metrics.listeners.load(Relaxed), 1);
     let space = r.app.spaces.get("s").unwrap();
@@ -414,7 +417,11 @@ async fn when_the_space_ends_listeners_get_the_rest_and_the_end() {
     // The last page carries end-of-stream (header type flag 4).
     let last = tail.windows(4).rposition(|w| w == b"OggS").unwrap();
     assert_eq!(tail[last + 5] & 4, 4, "end-of-stream page");
-    assert_eq!(r.app.metrics.listeners.load(Relaxed), 0);
+    // The writer closes a socket before it drops the listener's entry: the count follows.
+    assert!(
+        eventually(|| r.app.metrics.listeners.load(Relaxed) == 0).await,
+        "both counted out"
+    );
     // An ended space refuses new listeners.
     let mut late = send(r.lean, &[b"GET /spaces/s/live.opus HTTP/1.1\r\n\r\n"]).await;
     assert!(head(&mut late).await.0.starts_with("HTTP/1.1 410 Gone\r\n"));

@@ -2,23 +2,43 @@
 // space (localStorage, so a reload keeps one's identity and role), the display name, and, only
 // when asked, the operator key.
 
+import { solveInWorker } from './pow.js';
+
 /** An API refusal: `status` (HTTP), `code` and `message` from the server's JSON error. */
 export class ApiError extends Error {
-  constructor(status, code, message, retryAfter) {
+  constructor(status, code, message, retryAfter, body) {
     super(message || `HTTP ${status}`);
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
+    this.body = body;
   }
 }
 
 /**
  * Calls the API: `api('POST', '/api/spaces/x/join', { token, body })`. Resolves to the parsed
  * JSON (or null for 204), rejects with ApiError (status 0 for a network failure).
+ *
+ * When the server's shield asks for proof of work (403 `proof_of_work_required`), the
+ * challenge is solved (`onSolving()` is called first, to tell the user) and the request
+ * retried once with it.
  */
-export async function api(method, path, { token, body, timeoutMs = 15000 } = {}) {
+export async function api(method, path, opts = {}) {
+  try {
+    return await call(method, path, opts);
+  } catch (e) {
+    const c = e.body?.challenge;
+    if (e.code !== 'proof_of_work_required' || !c || opts.pow) throw e;
+    opts.onSolving?.();
+    const pow = await solveInWorker(c.challenge, c.bits);
+    return call(method, path, { ...opts, pow });
+  }
+}
+
+async function call(method, path, { token, body, pow, timeoutMs = 15000 } = {}) {
   const headers = {};
   if (token) headers.authorization = `Bearer ${token}`;
+  if (pow) headers['tribune-pow'] = pow;
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res;
   try {
@@ -40,7 +60,7 @@ export async function api(method, path, { token, body, timeoutMs = 15000 } = {})
   }
   if (!res.ok) {
     const retry = Number(res.headers.get('retry-after')) || undefined;
-    throw new ApiError(res.status, json?.error ?? 'http', json?.message ?? `${res.status} ${res.statusText}`, retry);
+    throw new ApiError(res.status, json?.error ?? 'http', json?.message ?? `${res.status} ${res.statusText}`, retry, json);
   }
   return json;
 }

@@ -61,12 +61,15 @@ export const hostMethods = {
   renderLoad() {
     const el = document.getElementById('load');
     if (!el) return;
-    const l = this.load;
+    const l = this.load || {};
+    const parts = [];
+    if (l.shield) parts.push('shield on (new listeners prove they are not a bot)');
+    if (l.waiting) parts.push(`${count(l.waiting)} waiting to get in`);
+    if (l.turned_away_last_minute) parts.push(`${count(l.turned_away_last_minute)} asked to wait in the last minute (server full)`);
+    if (l.refused_last_minute) parts.push(`${count(l.refused_last_minute)} requests refused in the last minute`);
     replace(el, h('p', {}, h('strong', {}, count(this.listeners)), ' listening now',
-      l && (l.waiting || l.turned_away_last_minute)
-        ? h('span', { class: 'warn' }, ' · under load: ',
-          l.waiting ? `${count(l.waiting)} waiting to get in, ` : '',
-          `${count(l.turned_away_last_minute || 0)} turned away in the last minute (server full)`)
+      parts.length
+        ? h('span', { class: 'warn', dataset: { underLoad: 'true' } }, ' · under load: ', parts.join(', '))
         : h('span', { class: 'muted' }, ' · nobody waiting to get in')));
   },
 

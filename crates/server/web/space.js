@@ -106,13 +106,30 @@ class SpacePage {
     if (s && !s.expired && s.role === 'listener' && s.renew_after && s.renew_after * 1000 < Date.now()) {
       s = await this.renew(s).catch(() => null);
     }
-    if (!s || s.expired) s = await this.join(loadName() || 'Listener');
+    if (!s || s.expired) s = await this.joinPatiently(loadName() || 'Listener');
     this.session = s;
     this.publishState();
   }
 
+  /**
+   * Joins; when the server is busy (429/503 with Retry-After) waits as told, plus jitter, and
+   * tries again (listening over HLS needs no session, so the audio is not held up meanwhile).
+   */
+  async joinPatiently(name) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.join(name);
+      } catch (e) {
+        if (!e.retryAfter || attempt >= 20 || (e.status !== 429 && e.status !== 503)) throw e;
+        const wait = e.retryAfter + Math.random() * 2;
+        announce(`The server is busy: trying again in ${Math.ceil(wait)} s`);
+        await new Promise((r) => setTimeout(r, wait * 1000));
+      }
+    }
+  }
+
   async join(name) {
-    const j = await api('POST', `${this.base}/join`, { body: { name } });
+    const j = await api('POST', `${this.base}/join`, { body: { name }, onSolving: () => announce('Checking your browser…') });
     const s = { token: j.token, sub: j.sub, name: j.name, role: 'listener', exp: j.exp, renew_after: j.renew_after };
     saveSession(this.id, s);
     return s;

@@ -9,8 +9,9 @@
 //! space ends, every listener gets the pages left and the end of the body, then its connection
 //! closes.
 //!
-//! A listener costs its socket, a [`window::Cursor`] and a guard: about a hundred bytes here
-//! (tokio adds its I/O registration), against ~20 KiB for a hyper connection.
+//! A listener costs its socket, a [`window::Cursor`], a guard and its audience connection slot
+//! ([`crate::conn_limit::ConnGuard`]): about 150 bytes here (tokio adds its I/O registration),
+//! against ~20 KiB for a hyper connection.
 //!
 //! The kernel's send buffer of each listener socket is fixed at [`send_buffer`] bytes (Linux
 //! otherwise grows it up to `tcp_wmem`'s 4 MiB): a listener that stops reading then blocks after
@@ -29,6 +30,7 @@ use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::conn_limit::ConnGuard;
 use crate::live::LiveStream;
 use crate::metrics::Metrics;
 use crate::streams::ListenerGuard;
@@ -52,6 +54,8 @@ struct Join {
     tcp: TcpStream,
     http10: bool,
     guard: ListenerGuard,
+    /// Its audience connection slot, given back when the listener goes.
+    slot: ConnGuard,
 }
 
 /// A running shard, as the fan-out sees it.
@@ -99,11 +103,17 @@ impl Fanout {
     }
 
     /// Take a listener whose request was admitted: its response head, header pages, burst and
-    /// every page after are written by a shard. Gives the connection back if the stream has
-    /// ended (answer `410`). Must be called on the tokio runtime (it may start a shard).
-    pub fn join(&self, tcp: TcpStream, http10: bool) -> Result<(), TcpStream> {
+    /// every page after are written by a shard; `slot` is held as long as it is. Gives the
+    /// connection back if the stream has ended (answer `410`). Must be called on the tokio
+    /// runtime (it may start a shard).
+    pub fn join(
+        &self,
+        tcp: TcpStream,
+        http10: bool,
+        slot: ConnGuard,
+    ) -> Result<(), (TcpStream, ConnGuard)> {
         if self.stream.is_closed() {
-            return Err(tcp);
+            return Err((tcp, slot));
         }
         // Best effort: a socket that refuses keeps the kernel's default.
         let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(self.sndbuf);
@@ -111,6 +121,7 @@ impl Fanout {
             tcp,
             http10,
             guard: ListenerGuard::count_in(self.stream.clone(), self.metrics.clone()),
+            slot,
         };
         let mut shards = self.shards.lock();
         shards.retain(|h| !h.inbox.is_closed());
@@ -128,7 +139,7 @@ impl Fanout {
             }
         }
         let Some(sub) = self.stream.subscribe() else {
-            return Err(join.tcp);
+            return Err((join.tcp, join.slot));
         };
         let (inbox, rx) = mpsc::unbounded_channel();
         let load = Arc::new(AtomicUsize::new(1));

@@ -33,6 +33,10 @@ pub struct Live {
     pub id: String,
     /// The request was HTTP/1.0 (no chunked encoding then).
     pub http10: bool,
+    /// The waiting-room ticket and proof of work it brought (query or headers).
+    pub pass: crate::admission::Pass,
+    /// Its `X-Forwarded-For` header (for a client behind a trusted proxy).
+    pub forwarded_for: Option<String>,
 }
 
 /// Classify `buf`, the bytes a connection has sent so far.
@@ -67,9 +71,19 @@ pub fn classify(buf: &[u8]) -> Verdict {
     if len < buf.len() {
         return Verdict::Pipelined { http10 };
     }
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .rev()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+    };
+    let query = path.split_once('?').map(|(_, q)| q);
     Verdict::Live(Live {
         id: id.to_owned(),
         http10,
+        pass: crate::admission::Pass::parse(query, header),
+        forwarded_for: header("x-forwarded-for").map(str::to_owned),
     })
 }
 
@@ -105,7 +119,22 @@ mod tests {
         Verdict::Live(Live {
             id: id.into(),
             http10,
+            pass: Default::default(),
+            forwarded_for: None,
         })
+    }
+
+    #[test]
+    fn the_pass_comes_from_the_query_or_the_headers() {
+        let Verdict::Live(l) = classify(
+            b"GET /spaces/demo/live.opus?x=1&ticket=7.99.abc HTTP/1.1\r\nTribune-Pow: c:1\r\n\
+              X-Forwarded-For: 10.0.0.1\r\n\r\n",
+        ) else {
+            panic!("not lean")
+        };
+        assert_eq!(l.pass.ticket.as_deref(), Some("7.99.abc"));
+        assert_eq!(l.pass.pow.as_deref(), Some("c:1"));
+        assert_eq!(l.forwarded_for.as_deref(), Some("10.0.0.1"));
     }
 
     #[test]

@@ -14,12 +14,18 @@
 //!
 //! A client that sends no complete head in time is disconnected (and counted). The HTTPS
 //! listener ([`crate::tls`]) keeps hyper for everything.
+//!
+//! Before any of this, the accept loop checks the connection caps ([`crate::conn_limit`]): a
+//! connection over its address's cap gets the canned `429` and is closed, one past the audience's
+//! share of file descriptors is closed at once. The slot ([`ConnGuard`]) goes with the connection
+//! to hyper or to the fan-out, and is given back when the connection ends.
 
 pub mod head;
 pub mod response;
 pub mod rewind;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -29,13 +35,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::accept::Acceptor;
 use crate::app::AppState;
+use crate::conn_limit::{ConnGuard, ConnLimits, Refused, TooMany};
 use crate::error::ApiError;
+use crate::refusal::{Class, Reason};
+use crate::serve::{Conn, Incoming};
 pub use rewind::Rewind;
-
-/// Connections for axum waiting to be taken. axum's accept loop only spawns a task per
-/// connection, so this stays nearly empty.
-const READY_QUEUE: usize = 1024;
 
 /// Longest a refusal may take to write (it fits in any socket buffer; this bounds a client that
 /// reads nothing).
@@ -44,69 +50,47 @@ const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest refusal body read back from the error type (they are a few hundred bytes).
 const MAX_REFUSAL_BODY: usize = 64 * 1024;
 
-/// The plain listener for `axum::serve`: `accept` yields the connections that are not lean
-/// listeners, with their first bytes replayed.
-pub struct Listener {
-    ready: mpsc::Receiver<(Rewind<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    accept_loop: tokio::task::JoinHandle<()>,
-}
+/// The connections of the plain listener that are not lean listeners, with their first bytes
+/// replayed, for [`crate::serve::serve`].
+pub type Listener = Incoming<Rewind<TcpStream>>;
 
-impl Listener {
-    /// Start accepting on `tcp`.
-    pub fn spawn(tcp: TcpListener, app: AppState) -> std::io::Result<Listener> {
-        let local = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(READY_QUEUE);
-        let accept_loop = tokio::spawn(accept_loop(tcp, app, tx));
-        Ok(Listener {
-            ready,
-            local,
-            accept_loop,
-        })
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.accept_loop.abort();
-    }
-}
-
-impl axum::serve::Listener for Listener {
-    type Io = Rewind<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept loop only ends when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
+/// Start accepting on `tcp`, within `limits`.
+pub fn spawn(
+    tcp: TcpListener,
+    app: AppState,
+    limits: Arc<ConnLimits>,
+) -> std::io::Result<Listener> {
+    let local = tcp.local_addr()?;
+    let acceptor = Acceptor::new(tcp, app.metrics.clone());
+    Ok(Incoming::spawn(local, move |ready| {
+        accept_loop(acceptor, app, limits, ready)
+    }))
 }
 
 async fn accept_loop(
-    tcp: TcpListener,
+    acceptor: Acceptor,
     app: AppState,
-    ready: mpsc::Sender<(Rewind<TcpStream>, SocketAddr)>,
+    limits: Arc<ConnLimits>,
+    ready: mpsc::Sender<Conn<Rewind<TcpStream>>>,
 ) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = ready.closed() => return,
-            r = tcp.accept() => match r {
-                Ok(conn) => conn,
-                Err(e) => {
-                    crate::tls::accept_error(e).await;
-                    continue;
-                }
-            },
-        };
-        tokio::spawn(route(stream, peer, app.clone(), ready.clone()));
-    }
+    let too_many = TooMany::new();
+    let closed = ready.clone();
+    crate::accept::run(acceptor, closed.closed(), |stream, peer| {
+        match limits.admit(peer.ip()) {
+            Ok(guard) => {
+                tokio::spawn(route(stream, peer, app.clone(), ready.clone(), guard));
+            }
+            Err(Refused::PerAddress) => {
+                app.metrics.refused(Reason::TooManyConnections, Class::Join);
+                too_many.refuse(stream);
+            }
+            Err(Refused::Full) => {
+                app.metrics.audience_connections_shed.fetch_add(1, Relaxed);
+                drop(stream);
+            }
+        }
+    })
+    .await;
 }
 
 /// Read the head and send the connection on its way.
@@ -114,7 +98,8 @@ async fn route(
     mut tcp: TcpStream,
     peer: SocketAddr,
     app: AppState,
-    ready: mpsc::Sender<(Rewind<TcpStream>, SocketAddr)>,
+    ready: mpsc::Sender<Conn<Rewind<TcpStream>>>,
+    guard: ConnGuard,
 ) {
     let mut buf = vec![0u8; head::MAX_HEAD];
     let read = tokio::time::timeout(app.cfg.head_timeout, read_head(&mut tcp, &mut buf)).await;
@@ -123,25 +108,31 @@ async fn route(
         Ok(Err(_)) => return,
         Err(_) => {
             app.metrics.http_head_timeouts.fetch_add(1, Relaxed);
+            app.metrics.refused(Reason::BadHead, Class::Browse);
             tracing::debug!(%peer, "no request head in time");
             return;
         }
     };
     match verdict {
-        head::Verdict::Live(live) => serve_live(&app, tcp, live).await,
+        head::Verdict::Live(live) => serve_live(&app, tcp, peer, live, guard).await,
         head::Verdict::Pipelined { http10 } => {
             let e = ApiError::bad_request(
                 "live.opus takes one request per connection: the stream never ends, so a \
                  request pipelined after it could never be answered",
             )
             .with_header(axum::http::header::CONNECTION, "close");
-            refuse(tcp, http10, e).await;
+            refuse(tcp, http10, e.into_response()).await;
         }
         // `Partial` only comes back at the end of the input: hyper answers what there is.
         head::Verdict::Other | head::Verdict::Partial => {
             let io = Rewind::new(tcp, Bytes::from(buf));
             // An error means the server is shutting down: the connection just closes.
-            let _ = ready.send((io, peer)).await;
+            let conn = Conn {
+                io,
+                peer,
+                guard: Some(guard),
+            };
+            let _ = ready.send(conn).await;
         }
     }
 }
@@ -166,19 +157,42 @@ async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<he
 
 /// Admit a live.opus listener (as [`crate::streams::live`] does) and hand it to its space's
 /// fan-out, or refuse it.
-async fn serve_live(app: &AppState, tcp: TcpStream, live: head::Live) {
-    let space = match crate::streams::admit(app, &live.id) {
-        Ok(space) => space,
-        Err(e) => return refuse(tcp, live.http10, e).await,
+async fn serve_live(
+    app: &AppState,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    live: head::Live,
+    guard: ConnGuard,
+) {
+    let client = match &live.forwarded_for {
+        Some(xff) => {
+            let mut h = axum::http::HeaderMap::new();
+            if let Ok(v) = axum::http::HeaderValue::from_str(xff) {
+                h.insert("x-forwarded-for", v);
+            }
+            crate::client_addr::client_ip(&app.cfg.trusted_proxies, peer, &h)
+        }
+        None => peer.ip().to_canonical(),
     };
-    if let Err(tcp) = space.fanout.join(tcp, live.http10) {
-        refuse(tcp, live.http10, crate::streams::gone(&live.id)).await;
+    if let Err(r) = app.guard.check_entry(peer.ip(), client) {
+        app.metrics.refused(r.reason, crate::refusal::Class::Join);
+        let resp = r
+            .header(axum::http::header::CONNECTION, "close")
+            .into_response();
+        return refuse(tcp, live.http10, resp).await;
+    }
+    let space = match crate::streams::admit(app, &live.id, &live.pass) {
+        Ok(space) => space,
+        Err(resp) => return refuse(tcp, live.http10, resp).await,
+    };
+    if let Err((tcp, _guard)) = space.fanout.join(tcp, live.http10, guard) {
+        let resp = crate::streams::gone(&live.id).into_response();
+        refuse(tcp, live.http10, resp).await;
     }
 }
 
-/// Answer `e` exactly as the handler's error would be answered, then close.
-async fn refuse(mut tcp: TcpStream, http10: bool, e: ApiError) {
-    let resp = e.into_response();
+/// Answer `resp` (a refusal) exactly as hyper would, then close.
+async fn refuse(mut tcp: TcpStream, http10: bool, resp: axum::response::Response) {
     let status = resp.status();
     let headers = resp.headers().clone();
     let Ok(body) = axum::body::to_bytes(resp.into_body(), MAX_REFUSAL_BODY).await else {

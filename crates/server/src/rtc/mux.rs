@@ -33,16 +33,55 @@ pub struct Datagram {
     pub data: Vec<u8>,
 }
 
+/// Where a session's datagrams go.
 #[derive(Clone)]
-struct Route {
+pub struct Route {
     session: u64,
     inbox: mpsc::Sender<Datagram>,
 }
 
+/// The routing table of the shared port (sans-IO): which session a datagram is for.
 #[derive(Default)]
-struct Routes {
+pub struct Routes {
     by_ufrag: HashMap<String, Route>,
     by_addr: HashMap<SocketAddr, Route>,
+}
+
+impl Routes {
+    /// Register a session by its local ICE ufrag; returns its inbox.
+    pub fn register(&mut self, session: u64, ufrag: &str) -> mpsc::Receiver<Datagram> {
+        let (tx, rx) = mpsc::channel(INBOX);
+        self.by_ufrag
+            .insert(ufrag.to_owned(), Route { session, inbox: tx });
+        rx
+    }
+
+    /// Remove every route of a session.
+    pub fn unregister(&mut self, session: u64) {
+        self.by_ufrag.retain(|_, v| v.session != session);
+        self.by_addr.retain(|_, v| v.session != session);
+    }
+
+    /// The session a datagram from `source` is for: the one bound to the address, else the one
+    /// a STUN binding request names by its ufrag (which binds the address to it). `None` for
+    /// anything else, which the caller drops. That path allocates nothing (a test binary with a
+    /// counting allocator proves it): junk costs a hash lookup or two.
+    pub fn route(&mut self, source: SocketAddr, data: &[u8]) -> Option<Route> {
+        if let Some(r) = self.by_addr.get(&source) {
+            return Some(r.clone());
+        }
+        let r = binding_request_local_ufrag(data).and_then(|u| self.by_ufrag.get(u))?;
+        let r = r.clone();
+        self.by_addr.insert(source, r.clone());
+        Some(r)
+    }
+}
+
+impl Route {
+    /// The session's id.
+    pub fn session(&self) -> u64 {
+        self.session
+    }
 }
 
 /// The shared media socket and its routing table.
@@ -73,19 +112,12 @@ impl Mux {
 
     /// Register a session by its local ICE ufrag; returns its inbox.
     pub fn register(&self, session: u64, ufrag: &str) -> mpsc::Receiver<Datagram> {
-        let (tx, rx) = mpsc::channel(INBOX);
-        self.routes
-            .lock()
-            .by_ufrag
-            .insert(ufrag.to_owned(), Route { session, inbox: tx });
-        rx
+        self.routes.lock().register(session, ufrag)
     }
 
     /// Remove every route of a session.
     pub fn unregister(&self, session: u64) {
-        let mut r = self.routes.lock();
-        r.by_ufrag.retain(|_, v| v.session != session);
-        r.by_addr.retain(|_, v| v.session != session);
+        self.routes.lock().unregister(session);
     }
 
     /// Send one datagram; errors (e.g. an unreachable peer) are the session's problem only.
@@ -111,21 +143,7 @@ impl Mux {
             self.metrics.udp_datagrams.fetch_add(1, Relaxed);
             let source = canonical(source);
             let data = &buf[..n];
-            let route = {
-                let mut routes = self.routes.lock();
-                match routes.by_addr.get(&source) {
-                    Some(r) => Some(r.clone()),
-                    None => match binding_request_local_ufrag(data)
-                        .and_then(|u| routes.by_ufrag.get(u).cloned())
-                    {
-                        Some(r) => {
-                            routes.by_addr.insert(source, r.clone());
-                            Some(r)
-                        }
-                        None => None,
-                    },
-                }
-            };
+            let route = self.routes.lock().route(source, data);
             let Some(route) = route else {
                 self.metrics.udp_dropped_unknown.fetch_add(1, Relaxed);
                 continue;
@@ -154,6 +172,6 @@ impl Mux {
 
 /// IPv4 peers seen through a dual-stack socket appear as `::ffff:a.b.c.d`; str0m and our routes
 /// use the plain IPv4 form.
-fn canonical(a: SocketAddr) -> SocketAddr {
+pub fn canonical(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
 }

@@ -1,0 +1,162 @@
+//! Admission under load, end to end against a real `tribune serve`: per-address join limits
+//! with an honest `429` (other addresses and the host unaffected), and listeners waiting for a
+//! scheduled space costing nothing at the moment it starts. (The waiting room itself is in
+//! `webapp.rs`, the shield in `shield.rs`, connection-level limits in their own tests.)
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::from(ip)))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_from_one_address_are_limited_and_nobody_else_notices() {
+    // One join per second per address, bursts of four.
+    let server = ServerProc::start("admission-rate", &["--join-rate", "1"]);
+    let base = server.base.clone();
+    let (id, host) = create_space(&base, "rate").await;
+    let join = format!("{base}/api/spaces/{id}/join");
+    let live = format!("{base}/spaces/{id}/live.opus");
+
+    let a = client_from([127, 0, 0, 21]);
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let r = a.post(&join).json(&json!({})).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status().as_u16() == 429 {
+            let wait: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=5).contains(&wait), "{wait}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"], "rate_limited", "{v}");
+            assert_eq!(v["retry_after_s"], wait, "{v}");
+        }
+    }
+    assert_eq!(&statuses[..4], &[200; 4], "{statuses:?}");
+    assert!(statuses[4..].iter().all(|s| *s == 429), "{statuses:?}");
+
+    // The lean live.opus path counts against the same address, and answers the same way.
+    let r = a.get(&live).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "rate_limited", "{v}");
+
+    // Another address is not affected; neither is the host, from the limited address.
+    let b = client_from([127, 0, 0, 22]);
+    let r = b.get(&live).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut body = r.bytes_stream();
+    assert!(body.next().await.unwrap().unwrap().starts_with(b"OggS"));
+    for _ in 0..10 {
+        let r = a
+            .get(format!("{base}/api/spaces/{id}"))
+            .bearer_auth(&host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "the host is never rate limited");
+    }
+    let refused = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = refused
+        .lines()
+        .find(|l| l.starts_with("tribune_refusals_total{reason=\"rate_limited\",class=\"join\"}"))
+        .expect("the refusal metric");
+    let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 3.0, "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_waiting_for_a_scheduled_space_need_nothing_when_it_starts() {
+    const WAITING: usize = 40;
+    let server = ServerProc::start("admission-scheduled", &[]);
+    let base = server.base.clone();
+    let starts_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let (s, v) = api(
+        "POST",
+        &format!("{base}/api/spaces"),
+        Some(ADMIN_KEY),
+        Some(json!({"title": "later", "starts_at": starts_at})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let host = v["host_token"].as_str().unwrap().to_owned();
+    assert_eq!(v["state"], "scheduled", "{v}");
+
+    // The audience arrives early: each gets the stream's headers at once, then waits on the
+    // shared broadcast (from many addresses, as a real crowd would).
+    let mut bodies = Vec::new();
+    for i in 0..WAITING {
+        let c = client_from([127, 0, 1, 1 + i as u8]);
+        let r = c
+            .get(format!("{base}/spaces/{id}/live.opus"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let mut body = r.bytes_stream();
+        let head = body.next().await.unwrap().unwrap();
+        assert!(head.windows(8).any(|w| w == b"OpusHead"), "headers first");
+        bodies.push(body);
+    }
+    assert_eq!(metric(&base, "tribune_listeners").await, WAITING as f64);
+
+    // The host starts the show: one request, answered at once.
+    let (s, v) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/start"),
+        Some(&host),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+
+    // Every waiting listener gets audio on the connection it already had: nobody had to come
+    // back, so the start cost no join, no request and no handshake per listener.
+    for body in &mut bodies {
+        let mut got = Vec::new();
+        let audio = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(Ok(chunk)) = body.next().await {
+                got.extend_from_slice(&chunk);
+                // A page with a granule position: audio, not a header.
+                let audio = got
+                    .windows(14)
+                    .any(|w| &w[..4] == b"OggS" && w[6..14] != [0; 8] && w[6..14] != [0xff; 8]);
+                if audio {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(audio, Ok(true), "audio after the start");
+    }
+    assert_eq!(
+        metric(&base, "tribune_listeners_total").await,
+        WAITING as f64,
+        "no listener reconnected"
+    );
+    assert_eq!(metric(&base, "tribune_listeners").await, WAITING as f64);
+}
