@@ -160,3 +160,64 @@ async fn listeners_waiting_for_a_scheduled_space_need_nothing_when_it_starts() {
     );
     assert_eq!(metric(&base, "tribune_listeners").await, WAITING as f64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_announced_too_large_or_sent_too_slowly_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = ServerProc::start("admission-body", &[]);
+    let base = server.base.clone();
+    let (id, _host) = create_space(&base, "bodies").await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let answer = async |req: String, then_wait: bool| -> String {
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // A bound on a hang, not a timing: the server's body deadline is 10 s.
+        let read = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match tcp.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                if !then_wait && buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "no answer");
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    // A gigabyte announced: refused before a byte of it is read.
+    let a = answer(
+        format!(
+            "POST /api/spaces/{id}/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 1000000000\r\n\r\n"
+        ),
+        false,
+    )
+    .await;
+    assert!(a.starts_with("HTTP/1.1 413"), "{a}");
+    assert!(a.contains("payload_too_large"), "{a}");
+    // Ten bytes announced, one sent: the server does not wait for ever.
+    let a = answer(
+        format!(
+            "POST /api/spaces/{id}/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 10\r\n\r\n{{"
+        ),
+        true,
+    )
+    .await;
+    assert!(a.starts_with("HTTP/1.1 408"), "{a}");
+    assert!(a.contains("request_timeout"), "{a}");
+    // And a normal join meanwhile.
+    let (s, _) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/join"),
+        None,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 200);
+}

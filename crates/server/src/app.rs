@@ -212,6 +212,10 @@ fn base_router(max_body: usize) -> Router<AppState> {
             MethodRouter::new().fallback(whip::session_not_allowed),
         )
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            max_body,
+            crate::body::read_whole,
+        ))
 }
 
 /// The router of the audience listeners (`--listen`, `--tls-listen`): every request passes the

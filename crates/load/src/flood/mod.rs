@@ -46,9 +46,17 @@ const FINISH_GRACE: Duration = Duration::from_secs(15);
 #[group(id = "flood")]
 #[command(next_help_heading = "Flood")]
 pub struct Args {
-    /// Seconds the floods last from the first join [default: the whole run].
+    /// Seconds the floods last from their start [default: the rest of the run].
     #[arg(long)]
     pub flood_seconds: Option<f64>,
+    /// Seconds after the first join the floods start (e.g. once the listeners are all in).
+    #[arg(long, default_value_t = 0.0)]
+    pub flood_delay: f64,
+    /// Switch the server's shield on (operator API, with the --admin-key or the spawned
+    /// server's key) when the floods start, and back to `auto` when they stop: the operator's
+    /// answer to an attack.
+    #[arg(long)]
+    pub flood_shield: bool,
     /// New legitimate listeners per second during the flood, each from a fresh source address:
     /// each opens live.opus once and follows Retry-After, tickets and proofs of work a few times.
     #[arg(long, default_value_t = 0.0)]
@@ -100,6 +108,7 @@ impl Args {
             ("--flood-junk", self.flood_junk),
             ("--udp-junk", self.udp_junk),
             ("--flood-seconds", self.flood_seconds.unwrap_or(0.0)),
+            ("--flood-delay", self.flood_delay),
         ] {
             ensure!(
                 v.is_finite() && v >= 0.0,
@@ -192,6 +201,7 @@ pub async fn start(
     let (Some(base), Some(space), Some(ogg)) = (&target.base, &target.space, &target.ogg) else {
         anyhow::bail!("the flood options need a tribune space (--space, --create or --spawn)");
     };
+    let start = (start + Duration::from_secs_f64(args.flood_delay)).min(end);
     let stop = match args.flood_seconds {
         Some(s) => (start + Duration::from_secs_f64(s)).min(end),
         None => end,
@@ -237,6 +247,13 @@ pub async fn start(
         );
     }
     let metrics_key = target.key.clone();
+    if args.flood_shield {
+        let key = target
+            .key
+            .clone()
+            .context("--flood-shield needs --admin-key, --create or --spawn")?;
+        tokio::spawn(switch_shield(http.clone(), base.clone(), key, start, stop));
+    }
     let late_ticks_at_start = late_ticks(&http, base, metrics_key.as_deref()).await;
     let spawn = |on: bool| on.then_some(());
     Ok(Some(Running {
@@ -413,6 +430,28 @@ pub fn table(f: &Report, speakers: &crate::speakers::Report) -> String {
         out.push_str(&format!("| {k:w$} | {val:>v$} |\n"));
     }
     out
+}
+
+/// Switches the shield on at `on` and back to `auto` at `off`, through the operator API.
+async fn switch_shield(
+    http: reqwest::Client,
+    base: String,
+    key: String,
+    on: Instant,
+    off: Instant,
+) {
+    for (at, mode) in [(on, "on"), (off, "auto")] {
+        tokio::time::sleep_until(at).await;
+        let r = http
+            .post(format!("{base}/api/admin/shield"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({ "mode": mode }))
+            .send()
+            .await;
+        if !r.is_ok_and(|r| r.status().is_success()) {
+            eprintln!("warning: could not switch the shield {mode}");
+        }
+    }
 }
 
 /// The task's report, or `None` if it did not report by `by` (then it is aborted) or panicked.
