@@ -28,6 +28,9 @@ pub mod kind {
     pub const PROTOCOL: &str = "protocol";
     /// Any other IO error.
     pub const IO: &str = "io";
+    /// The load generator itself is out of file descriptors (EMFILE/ENFILE): its limit, not
+    /// the server's answer.
+    pub const FD_LIMIT: &str = "loadgen_fd_limit";
 
     /// The key of another HTTP status.
     pub fn http(status: u16) -> String {
@@ -50,6 +53,10 @@ pub mod kind {
     /// The kind of an IO error.
     pub fn io(e: &std::io::Error) -> &'static str {
         use std::io::ErrorKind as K;
+        // EMFILE, ENFILE (Linux).
+        if matches!(e.raw_os_error(), Some(24 | 23)) {
+            return FD_LIMIT;
+        }
         match e.kind() {
             K::ConnectionRefused => CONNECT_REFUSED,
             K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => RESET,

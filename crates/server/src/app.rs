@@ -439,14 +439,49 @@ impl Server {
             ));
         }
         if let Some(tcp) = self.control.take() {
-            let control = crate::serve::control(tcp, metrics.clone())?;
-            tasks.spawn(crate::serve::serve(
-                control,
-                control_router(self.app.clone()),
-                http,
-                metrics,
-                stop.clone().cancelled_owned(),
-            ));
+            // The control listener runs on a thread and runtime of its own, at the highest
+            // normal priority (not real-time: a busy control port must not delay a mixer tick):
+            // when the audience saturates the cores, a host's request still gets CPU first.
+            let tcp = tcp.into_std()?;
+            let app = self.app.clone();
+            let stopped = stop.clone().cancelled_owned();
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+            std::thread::Builder::new()
+                .name("control".into())
+                .spawn(move || {
+                    crate::priority::favour_current_thread("control");
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            tracing::error!(error = %e, "control listener: no runtime");
+                            return;
+                        }
+                    };
+                    rt.block_on(async move {
+                        let control = tokio::net::TcpListener::from_std(tcp)
+                            .and_then(|tcp| crate::serve::control(tcp, metrics.clone()));
+                        match control {
+                            Ok(control) => {
+                                crate::serve::serve(
+                                    control,
+                                    control_router(app),
+                                    http,
+                                    metrics,
+                                    stopped,
+                                )
+                                .await
+                            }
+                            Err(e) => tracing::error!(error = %e, "control listener"),
+                        }
+                    });
+                    let _ = done_tx.send(());
+                })?;
+            tasks.spawn(async move {
+                let _ = done_rx.await;
+            });
         }
         while let Some(done) = tasks.join_next().await {
             done.map_err(std::io::Error::other)?;

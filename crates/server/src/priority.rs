@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use thread_priority::{
-    RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+    NormalThreadSchedulePolicy, RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
     set_current_thread_priority, set_thread_priority_and_policy, thread_native_id,
 };
 
@@ -29,5 +29,17 @@ pub fn raise_current_thread(what: &str) {
                      under CPU saturation mixer ticks may run late");
             }
         }
+    }
+}
+
+/// Give the calling thread the highest *normal* priority (nice −20 with the privilege): a strong
+/// share of the CPU under contention, without the real-time policy's power to starve others.
+/// For the control listener. `what` names it in the log.
+pub fn favour_current_thread(what: &str) {
+    let normal = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+    if let Err(e) = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Max, normal)
+    {
+        tracing::warn!(thread = what, error = ?e,
+            "could not raise this thread's priority (needs root or CAP_SYS_NICE)");
     }
 }

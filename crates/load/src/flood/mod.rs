@@ -271,7 +271,25 @@ pub async fn start(
             if let Some(c) = &args.control_url {
                 hctx.base = c.trim_end_matches('/').to_owned();
             }
-            tokio::spawn(host::run(hctx, t))
+            // On a thread and runtime of its own, so that its timings are the server's and not
+            // the wait behind the load generator's thousands of tasks.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new()
+                .name("host-probe".into())
+                .spawn(move || {
+                    if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        let _ = tx.send(rt.block_on(host::run(hctx, t)));
+                    }
+                });
+            tokio::spawn(async move {
+                match spawned {
+                    Ok(_) => rx.await.unwrap_or_default(),
+                    Err(_) => host::Report::default(),
+                }
+            })
         }),
         ctx,
         metrics_key,
