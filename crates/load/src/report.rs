@@ -427,11 +427,18 @@ pub fn table(r: &Report) -> String {
     for (k, n) in &r.errors {
         rows.push((format!("errors: {k}"), n.to_string()));
     }
+    two_columns("metric", rows)
+}
+
+/// A markdown table of (name, value) rows, names left and values right aligned, headed `first`
+/// and `value`.
+pub fn two_columns(first: &str, rows: Vec<(String, String)>) -> String {
     let w = rows
         .iter()
         .map(|(k, _)| k.chars().count())
         .max()
-        .unwrap_or(6);
+        .unwrap_or(0)
+        .max(first.chars().count());
     let v = rows
         .iter()
         .map(|(_, v)| v.chars().count())
@@ -440,7 +447,7 @@ pub fn table(r: &Report) -> String {
         .max(5);
     let mut out = format!(
         "| {:w$} | {:>v$} |\n|{}|{}:|\n",
-        "metric",
+        first,
         "value",
         "-".repeat(w + 2),
         "-".repeat(v + 1)

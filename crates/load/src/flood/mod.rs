@@ -426,28 +426,7 @@ pub fn table(f: &Report, speakers: &crate::speakers::Report) -> String {
             ),
         ));
     }
-    let w = rows
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(5);
-    let v = rows
-        .iter()
-        .map(|(_, v)| v.chars().count())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    let mut out = format!(
-        "| {:w$} | {:>v$} |\n|{}|{}:|\n",
-        "flood",
-        "value",
-        "-".repeat(w + 2),
-        "-".repeat(v + 1)
-    );
-    for (k, val) in rows {
-        out.push_str(&format!("| {k:w$} | {val:>v$} |\n"));
-    }
-    out
+    crate::report::two_columns("flood", rows)
 }
 
 /// Switches the shield on at `on` and back to `auto` at `off`, through the operator API.
