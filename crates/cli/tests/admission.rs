@@ -221,3 +221,115 @@ async fn bodies_announced_too_large_or_sent_too_slowly_are_refused() {
     .await;
     assert_eq!(s, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_is_earned_by_a_credential_and_shared_bytes_are_not_limited() {
+    // One request per second per address, bursts of two.
+    let server = ServerProc::start("admission-control", &["--ip-rate", "1"]);
+    let base = server.base.clone();
+    let (id, host) = create_space(&base, "control").await;
+    let a = client_from([127, 0, 0, 31]);
+    // A control path without a credential is browsing: limited like any other.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let r = a
+            .post(format!("{base}/api/spaces/{id}/end"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses.contains(&401), "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // With the host's credential it is control: never limited per address.
+    for _ in 0..10 {
+        let r = a
+            .get(format!("{base}/api/spaces/{id}"))
+            .bearer_auth(&host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    // A speaker token of another space lifts nothing here.
+    let (other, other_host) = create_space(&base, "other").await;
+    let _ = other;
+    let r = a
+        .get(format!("{base}/api/spaces/{id}"))
+        .bearer_auth(&other_host)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        429,
+        "the other space's host is a stranger here"
+    );
+    // HLS objects and the app's files are shared bytes: a venue's NAT fetches them freely.
+    let b = client_from([127, 0, 0, 32]);
+    for path in ["/app/app.js", &format!("/spaces/{id}/hls/index.m3u8")] {
+        for _ in 0..20 {
+            let r = b.get(format!("{base}{path}")).send().await.unwrap();
+            assert_ne!(r.status().as_u16(), 429, "{path}");
+        }
+    }
+    // A HEAD of the live stream is not a listener.
+    for i in 0..3 {
+        let r = client_from([127, 0, 0, 40 + i])
+            .head(format!("{base}/spaces/{id}/live.opus"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.headers()["content-type"], "audio/ogg");
+    }
+    assert_eq!(metric(&base, "tribune_listeners_total").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_made_up_waiting_room_ticket_does_not_pass_the_shield() {
+    let server = ServerProc::start(
+        "admission-ticket-shield",
+        &["--shield", "on", "--shield-bits", "8"],
+    );
+    let base = server.base.clone();
+    let (id, _host) = create_space(&base, "shielded").await;
+    for q in [
+        "?ticket=junk",
+        "?ticket=0.99999999999.000000000000000000000000",
+    ] {
+        let r = reqwest::get(format!("{base}/spaces/{id}/live.opus{q}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{q}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "proof_of_work_required", "{v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_body_that_never_ends_is_cut_off() {
+    let server = ServerProc::start("admission-h2-body", &[]);
+    let base = server.base.clone();
+    let (id, _host) = create_space(&base, "h2").await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    // A body that sends one byte, then nothing, for ever.
+    let forever = futures_util::stream::once(async {
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{"))
+    })
+    .chain(futures_util::stream::pending());
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        h2.post(format!("{base}/api/spaces/{id}/join"))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(forever))
+            .send(),
+    )
+    .await
+    .expect("an answer (the server's body deadline is 10 s)")
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 408);
+}

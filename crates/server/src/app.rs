@@ -339,8 +339,10 @@ impl Server {
         let writer = StoreWriter::start(store.clone(), metrics.clone())?;
         let quota = Quota::per_second(REACTIONS_PER_SECOND).allow_burst(REACTION_BURST);
         let guard = crate::guard::Guard::new(&cfg.limits, &cfg.trusted_proxies);
+        // Tickets are this process's: a restarted node, or another one, starts its own line, so
+        // an old ticket is a newcomer there (numbers start again at 0).
         let waiting =
-            parking_lot::Mutex::new(crate::waiting::WaitingRoom::new(cfg.jwt_secret.as_bytes()));
+            parking_lot::Mutex::new(crate::waiting::WaitingRoom::new(&rand::random::<[u8; 32]>()));
         let shield = crate::shield::Shield::new(&cfg.shield, cfg.jwt_secret.as_bytes())
             .with_metrics(metrics.clone());
         let app = Arc::new(App {

@@ -39,8 +39,8 @@ pub async fn read_whole(State(max_body): State<usize>, req: Request, next: Next)
     if declared.is_some_and(|n| n > max_body as u64) {
         return too_large();
     }
-    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
-    if declared.unwrap_or(0) == 0 && !chunked {
+    // Decided by the body itself, not its headers: an HTTP/2 body has no Content-Length.
+    if declared == Some(0) || axum::body::HttpBody::is_end_stream(req.body()) {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();

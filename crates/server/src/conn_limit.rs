@@ -112,13 +112,15 @@ impl ConnLimits {
         self.metrics
             .audience_connections
             .fetch_add(1, Ordering::Relaxed);
-        let ip = peer.to_canonical();
-        if self.per_ip == 0 || self.trusted.contains(&ip) {
+        let canonical = peer.to_canonical();
+        if self.per_ip == 0 || self.trusted.contains(&canonical) {
             return Ok(ConnGuard {
                 limits: self.clone(),
                 ip: None,
             });
         }
+        // IPv6 clients count by their /64 (see `admission::address_key`).
+        let ip = crate::admission::address_key(canonical);
         let mut shard = self.shard(ip).lock();
         let n = shard.entry(ip).or_insert(0);
         if *n >= self.per_ip {
@@ -148,7 +150,7 @@ impl ConnLimits {
 
     /// Connections counted for `ip` now.
     pub fn open_from(&self, ip: IpAddr) -> u32 {
-        let ip = ip.to_canonical();
+        let ip = crate::admission::address_key(ip);
         self.shard(ip).lock().get(&ip).copied().unwrap_or(0)
     }
 

@@ -86,8 +86,13 @@ pub fn admit(app: &AppState, id: &str, pass: &Pass) -> Result<Arc<Space>, Respon
         app.metrics.refused(r.reason, Class::Join);
         r.header(header::CONNECTION, "close").into_response()
     };
-    // A listener holding a waiting-room ticket already showed its proof of work.
-    if pass.ticket.is_none() {
+    // A listener whose waiting-room ticket is being called now showed its proof of work when
+    // it got the ticket; anyone else (no ticket, a made-up one, one already used) shows one now.
+    let called = pass
+        .ticket
+        .as_deref()
+        .is_some_and(|t| app.waiting.lock().is_called(t, now));
+    if !called {
         app.shield
             .check(id, pass.pow.as_deref(), now)
             .map_err(close)?;
@@ -211,8 +216,20 @@ pub async fn live(
     State(app): State<AppState>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
+    method: axum::http::Method,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
+    // A `HEAD` (monitoring, a player probing) learns what a GET would get, but is not a
+    // listener: it takes no place, spends no ticket and counts as no join.
+    if method == axum::http::Method::HEAD {
+        let space = crate::api::find_space(&app, &id).map_err(IntoResponse::into_response)?;
+        if space.lifecycle() == Lifecycle::Ended {
+            return Err(gone(&id).into_response());
+        }
+        let mut resp = Response::new(Body::empty());
+        *resp.headers_mut() = live_headers(&space.title, &space.description, app.cfg.bitrate);
+        return Ok(resp);
+    }
     let pass = Pass::from_request(query.as_deref(), &headers);
     let space = admit(&app, &id, &pass)?;
     let sub = space

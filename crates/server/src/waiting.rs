@@ -75,6 +75,13 @@ impl WaitingRoom {
         self.issued - self.cursor
     }
 
+    /// Whether `ticket` is one of ours whose place is being held for it now (called, not yet
+    /// used).
+    pub fn is_called(&self, ticket: &str, now_s: u64) -> bool {
+        self.verify(ticket, now_s)
+            .is_some_and(|n| self.called.iter().any(|&(m, d)| m == n && d > now_s))
+    }
+
     /// Someone at the door at `now_s`, with a ticket or not, while `free` places are open.
     /// `jitter` in 0..1 spreads the times given out.
     pub fn door(&mut self, now_s: u64, ticket: Option<&str>, free: u64, jitter: f64) -> Door {
@@ -229,6 +236,21 @@ mod tests {
         // The place is taken: the second stays first in line.
         let (_, p2c, _) = wait(r.door(103, Some(&t2), 0, 0.0));
         assert_eq!(p2c, 1);
+    }
+
+    #[test]
+    fn only_a_called_ticket_is_called_and_only_once() {
+        let mut r = WaitingRoom::new(b"k");
+        let (t1, _, _) = wait(r.door(100, None, 0, 0.0));
+        let (t2, _, _) = wait(r.door(100, None, 0, 0.0));
+        assert!(!r.is_called(&t1, 100), "nothing free yet");
+        // A place frees: the first is called (on anyone's visit), the second is not.
+        let _ = r.door(101, Some(&t2), 1, 0.0);
+        assert!(r.is_called(&t1, 101));
+        assert!(!r.is_called(&t2, 101));
+        assert!(!r.is_called("0.999.00", 101), "a forgery is never called");
+        assert_eq!(r.door(101, Some(&t1), 1, 0.0), Door::Enter);
+        assert!(!r.is_called(&t1, 102), "used once");
     }
 
     #[test]

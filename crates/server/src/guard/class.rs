@@ -1,9 +1,10 @@
 //! Which class a request belongs to, from its method and path alone (sans-IO, allocation-free).
 //!
 //! The class decides its share of the node's capacity and its rate limits (see
-//! [`super::Guard`]). A request carrying a host, co-host, speaker or operator credential is
-//! promoted to [`Class::Control`] by the guard whatever its path; this table is what the path
-//! says on its own.
+//! [`super::Guard`]). The path only *proposes* [`Class::Control`]: the guard grants it to a
+//! request carrying a host, co-host, speaker or operator credential for the space (whatever its
+//! path), and treats a control path without one as browsing, so that nobody can take the host's
+//! capacity by naming a control path.
 
 use crate::refusal::Class;
 
@@ -13,6 +14,12 @@ pub enum Kind {
     /// Health and metrics: never limited (load balancers and monitoring must always get an
     /// answer, and they are cheap).
     Exempt,
+    /// Shared bytes: HLS playlists, parts and segments, and the web app's files. Answered from
+    /// memory, cacheable, and requested often by every listener (a low-latency HLS player makes
+    /// about five requests a second, and a venue's NAT may carry hundreds of players), so they
+    /// are neither limited per address nor counted in flight (a blocking playlist reload waits
+    /// seconds by design).
+    Shared,
     /// A class, and whether the request is a listener *entering* (a join, a live.opus stream,
     /// an event stream): those also count against the per-address join rate.
     Class { class: Class, entry: bool },
@@ -69,8 +76,11 @@ pub fn classify(method: &str, path: &str) -> Kind {
             return class(Class::Join, true);
         }
         if rest.contains("/hls/") {
-            return class(Class::Join, false);
+            return Kind::Shared;
         }
+    }
+    if path.starts_with("/app/") {
+        return Kind::Shared;
     }
     class(Class::Browse, false)
 }
@@ -102,12 +112,12 @@ mod tests {
             ("POST", "/api/spaces/x/presence", c(Class::Browse, false)),
             ("GET", "/api/admin/shield", c(Class::Control, false)),
             ("GET", "/spaces/x/live.opus", c(Class::Join, true)),
-            ("GET", "/spaces/x/hls/live.m3u8", c(Class::Join, false)),
-            ("GET", "/spaces/x/hls/part/3.2.m4s", c(Class::Join, false)),
+            ("GET", "/spaces/x/hls/live.m3u8", Kind::Shared),
+            ("GET", "/spaces/x/hls/part/3.2.m4s", Kind::Shared),
             ("GET", "/spaces/x/recording.opus", c(Class::Browse, false)),
             ("GET", "/spaces/x", c(Class::Browse, false)),
             ("GET", "/", c(Class::Browse, false)),
-            ("GET", "/app/app.js", c(Class::Browse, false)),
+            ("GET", "/app/app.js", Kind::Shared),
             ("GET", "/nonsense", c(Class::Browse, false)),
         ];
         for (m, p, want) in cases {

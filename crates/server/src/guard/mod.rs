@@ -2,11 +2,13 @@
 //!
 //! Every request on an audience listener (`--listen`, `--tls-listen`; not `--control-listen`)
 //! passes [`layer`] before any handler runs:
-//! 1. **Class** ([`class::classify`]): control (host, co-host, speaker, operator), join (a
-//!    listener coming in or listening over HLS) or browse (everything else). A request with a
-//!    host, co-host, speaker or operator credential is control whatever its path.
+//! 1. **Class** ([`class::classify`]): control (a request with a host's, co-host's, speaker's
+//!    or operator's credential for the space, whatever its path), join (a listener coming in)
+//!    or browse (everything else, control paths without such a credential included). HLS
+//!    objects and the app's files are shared bytes, neither limited per address nor counted in
+//!    flight.
 //! 2. **Rate limits per client address** (governor, keyed; the address is the TCP peer, or the
-//!    forwarded client behind a `--trusted-proxy`): `--ip-rate` requests per second for join and
+//!    forwarded client behind a `--trusted-proxy`; an IPv6 client counts by its /64): `--ip-rate` requests per second for join and
 //!    browse requests, `--join-rate` for listeners entering, `--whip-rate` WHIP offers per minute
 //!    per address and per token. A trusted proxy's own requests (an edge filling its cache) are
 //!    not limited per address. Over a limit: `429 rate_limited` with `Retry-After`.
@@ -123,8 +125,9 @@ impl Guard {
         if self.is_proxy_itself(peer, client) {
             return Ok(());
         }
-        self.check_ip(&self.per_ip, client, Class::Join)?;
-        self.check_ip(&self.join_per_ip, client, Class::Join)
+        let key = crate::admission::address_key(client);
+        self.check_ip(&self.per_ip, key, Class::Join)?;
+        self.check_ip(&self.join_per_ip, key, Class::Join)
     }
 
     fn check_ip(
@@ -143,7 +146,8 @@ impl Guard {
 
     /// A WHIP offer: per address, and per credential when it brings one.
     fn check_whip(&self, client: IpAddr, token: Option<&str>) -> Result<(), Refusal> {
-        self.check_ip(&self.whip_per_ip, client, Class::Control)?;
+        let key = crate::admission::address_key(client);
+        self.check_ip(&self.whip_per_ip, key, Class::Control)?;
         if let (Some(l), Some(t)) = (&self.whip_per_token, token) {
             self.sweep(l);
             let key = token_key(t);
@@ -226,22 +230,33 @@ fn credential(req: &Request) -> Option<&str> {
         .map(|(_, v)| v)
 }
 
-/// Whether `token` is the operator key or a host's, co-host's or speaker's token (checked as
-/// the handlers check it: signature and expiry).
-fn privileged(app: &AppState, token: &str) -> bool {
+/// Whether `token` is the operator key, or a host's, co-host's or speaker's token (checked as
+/// the handlers check it: signature and expiry) for the space the path names (a token of one
+/// space lifts no limit on another).
+fn privileged(app: &AppState, token: &str, path: &str) -> bool {
     if crate::auth::key_matches(token, &app.cfg.admin_key) {
         return true;
     }
-    app.keys
-        .verify(token, SystemTime::now())
-        .is_ok_and(|c| matches!(c.role, Role::Host | Role::Cohost | Role::Speaker))
+    let space = space_of(path);
+    app.keys.verify(token, SystemTime::now()).is_ok_and(|c| {
+        matches!(c.role, Role::Host | Role::Cohost | Role::Speaker)
+            && space.is_none_or(|s| s == c.space)
+    })
+}
+
+/// The space id a path names (`/api/spaces/{id}/…`, `/spaces/{id}/…`), if any.
+fn space_of(path: &str) -> Option<&str> {
+    let rest = path
+        .strip_prefix("/api/spaces/")
+        .or_else(|| path.strip_prefix("/spaces/"))?;
+    rest.split(['/', '?']).next().filter(|s| !s.is_empty())
 }
 
 /// The axum middleware on the audience listeners (see the module doc).
 pub async fn layer(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let kind = classify(req.method().as_str(), req.uri().path());
-    let (mut class, entry) = match kind {
-        Kind::Exempt => return next.run(req).await,
+    let (proposed, entry) = match kind {
+        Kind::Exempt | Kind::Shared => return next.run(req).await,
         Kind::WhipOffer => (Class::Control, false),
         Kind::Class { class, entry } => (class, entry),
     };
@@ -252,9 +267,14 @@ pub async fn layer(State(app): State<AppState>, req: Request, next: Next) -> Res
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let client = crate::client_addr::client_ip(&app.cfg.trusted_proxies, peer, req.headers());
     let token = credential(&req);
-    if class != Class::Control && token.is_some_and(|t| privileged(&app, t)) {
-        class = Class::Control;
-    }
+    // Control is earned by a credential, not by a path: a control path without one is browsing.
+    let class = if token.is_some_and(|t| privileged(&app, t, req.uri().path())) {
+        Class::Control
+    } else if proposed == Class::Control {
+        Class::Browse
+    } else {
+        proposed
+    };
     let g = &app.guard;
     let limited = if kind == Kind::WhipOffer {
         g.check_whip(client, token)
@@ -263,7 +283,7 @@ pub async fn layer(State(app): State<AppState>, req: Request, next: Next) -> Res
     } else if entry {
         g.check_entry(peer.ip(), client)
     } else {
-        g.check_ip(&g.per_ip, client, class)
+        g.check_ip(&g.per_ip, crate::admission::address_key(client), class)
     };
     if let Err(r) = limited {
         app.metrics.refused(r.reason, class);
@@ -367,6 +387,16 @@ mod tests {
             "the address is spent"
         );
         g.check_whip(B, Some("other")).unwrap();
+    }
+
+    #[test]
+    fn the_space_of_a_path() {
+        assert_eq!(space_of("/api/spaces/abc/join"), Some("abc"));
+        assert_eq!(space_of("/spaces/abc/live.opus"), Some("abc"));
+        assert_eq!(space_of("/api/spaces/abc?x=1"), Some("abc"));
+        assert_eq!(space_of("/api/spaces"), None);
+        assert_eq!(space_of("/api/admin/shield"), None);
+        assert_eq!(space_of("/"), None);
     }
 
     #[test]
