@@ -212,8 +212,8 @@ impl Server {
             .with_context(|| format!("token in {v}"))
     }
 
-    /// Starts a `tribune speak` process sending a sine of `hz` to `space` for at most `seconds`.
-    pub async fn speak(&self, space: &Space, name: &str, hz: u32, seconds: u64) -> Result<Guard> {
+    /// A speaker token for `name` in `space`, minted with its host's token.
+    async fn speaker_token(&self, space: &Space, name: &str) -> Result<String> {
         let path = format!("/api/spaces/{}/tokens", space.id);
         let v = self
             .post(
@@ -222,9 +222,16 @@ impl Server {
                 json!({ "role": "speaker", "name": name }),
             )
             .await?;
-        let token = v["token"]
+        v["token"]
             .as_str()
-            .with_context(|| format!("token in {v}"))?;
+            .map(str::to_owned)
+            .with_context(|| format!("token in {v}"))
+    }
+
+    /// Starts a `tribune speak` process sending a sine of `hz` to `space` for at most `seconds`.
+    pub async fn speak(&self, space: &Space, name: &str, hz: u32, seconds: u64) -> Result<Guard> {
+        let token = self.speaker_token(space, name).await?;
+        let token = token.as_str();
         let log = std::fs::File::create(self.data_dir.join(format!("speak-{name}.log")))?;
         let child = Command::new(&self.bin)
             .args([
@@ -250,17 +257,8 @@ impl Server {
         name: &str,
         extra: &[String],
     ) -> Result<(Guard, std::process::ChildStderr)> {
-        let path = format!("/api/spaces/{}/tokens", space.id);
-        let v = self
-            .post(
-                &path,
-                &space.host_token,
-                json!({ "role": "speaker", "name": name }),
-            )
-            .await?;
-        let token = v["token"]
-            .as_str()
-            .with_context(|| format!("token in {v}"))?;
+        let token = self.speaker_token(space, name).await?;
+        let token = token.as_str();
         let mut child = Command::new(&self.bin)
             .args([
                 "speak",
