@@ -4,12 +4,18 @@
 set -euo pipefail
 
 need=(cmake pkg-config)            # cmake builds the bundled libopus
+need+=(libssl-dev)                 # OpenSSL's DTLS for WebRTC (RSA and ECDSA client certificates)
 if [[ "${1:-build}" == test ]]; then
   need+=(ffmpeg nginx)             # ffmpeg/ffprobe decode what the tests record; nginx is the edge
   need+=(chromium)                 # the headless browser of tests/browser (hls.js, MSE)
   need+=(fonts-noto-color-emoji)   # emoji in the web app test's screenshots
   need+=(fonts-dejavu-core)        # text in `tribune loadtest --png` charts (read at run time)
   need+=(iproute2)                 # `ip link set lo up` in the web app test's network namespace
+  # Software we did not write, tested against: players, a relay, WHIP publishers.
+  need+=(vlc-bin vlc-plugin-base mpv icecast2)
+  need+=(simple-whip-client gstreamer1.0-nice gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+  need+=(gstreamer1.0-plugins-bad gstreamer1.0-tools)
+  need+=(python3-venv)             # aiortc (PyPI) in a virtualenv of the tests
   # node and npm run tests/browser; a NodeSource nodejs (which bundles npm) counts as present.
   command -v node >/dev/null || need+=(nodejs)
   command -v npm >/dev/null || need+=(npm)
