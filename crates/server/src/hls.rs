@@ -4,11 +4,23 @@
 //! The [`Packager`] runs inside the pager thread (one per space): every `part_target` of audio
 //! it writes one CMAF fragment (moof+mdat, with the current speaking indicators as an ID3 `emsg`)
 //! and hands it to [`Hls`], which renders the playlists once per part and wakes the requests
-//! blocked on it. Requests never render or encode anything: every response is bytes made once.
+//! blocked on it. Requests never render or encode anything: every response is bytes made once
+//! (a playlist's gzip encoding is made once too, by the first request that wants it).
+//!
+//! A rendition outlives its process: every complete segment goes to disk with a line in the
+//! segment journal (`segments.log`, [`tribune_media::hls::journal`]), and a restarted server
+//! continues from it ([`Hls::new`]): the next segment takes the next Media Sequence Number after
+//! an `EXT-X-DISCONTINUITY`, fragment sequence numbers and decode times go on, and `dvr.m3u8`
+//! keeps the whole space. A suspended server (SIGTERM) first closes its open segment, so every
+//! part it served lies in a segment on disk and no URL is ever reused.
+//!
+//! Every object's strong `ETag` is a hash of its bytes: it changes exactly when the bytes do,
+//! whatever run made them, and a segment served from memory or from disk has the same one.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,28 +28,80 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tribune_media::fmp4::{self, EMSG_ID3_SCHEME, Emsg, Sample, Track};
+use tribune_media::hls::journal::{self, Entry};
 use tribune_media::hls::{self, Block, PartId, Rendition};
 use tribune_media::mixer::FRAME_SAMPLES;
+
+use crate::gzip::{self, fnv1a};
+
+/// The segment journal's file name in a rendition's directory.
+pub const JOURNAL: &str = "segments.log";
 
 /// Segments kept in memory besides those `live.m3u8` lists (older ones are served from disk).
 const EXTRA_SEGMENTS_IN_MEMORY: usize = 2;
 
-/// The cached playlists, rendered once per part.
+/// A playlist made once, and its gzip encoding, made once on first demand.
+#[derive(Clone, Default)]
+pub struct Text {
+    /// The playlist.
+    pub body: Bytes,
+    /// Hash of `body`: the `ETag` (a suffix tells the gzip encoding's apart).
+    pub hash: u64,
+    gz: Arc<OnceLock<Bytes>>,
+}
+
+impl Text {
+    pub(crate) fn new(body: String) -> Text {
+        let body = Bytes::from(body);
+        Text {
+            hash: fnv1a(&body),
+            body,
+            gz: Arc::default(),
+        }
+    }
+
+    /// The gzip encoding, compressed by the first caller; a flash crowd on one playlist
+    /// version (blocking reloads all answered by the same part) costs one compression.
+    pub fn gzip(&self) -> Bytes {
+        self.gz
+            .get_or_init(|| Bytes::from(gzip::compress(&self.body)))
+            .clone()
+    }
+}
+
+/// The cached playlists, rendered once per part (`dvr.m3u8` once per segment).
 #[derive(Clone, Default)]
 pub struct Playlists {
-    pub live: Bytes,
-    pub live_skip: Bytes,
-    pub dvr: Bytes,
+    pub live: Text,
+    pub live_skip: Text,
+    pub dvr: Text,
     /// When they were rendered (Unix ms), for `Last-Modified`.
     pub updated_ms: u64,
 }
 
+/// A part or segment in memory: its bytes, when it was made (Unix ms) and its content hash.
+#[derive(Clone)]
+struct Object {
+    bytes: Bytes,
+    made_ms: u64,
+    hash: u64,
+}
+
 struct State {
     rendition: Rendition,
-    /// Parts and segments with the time they were made (Unix ms).
-    parts: BTreeMap<PartId, (Bytes, u64)>,
-    segments: BTreeMap<u64, (Bytes, u64)>,
+    parts: BTreeMap<PartId, Object>,
+    segments: BTreeMap<u64, Object>,
+    /// Content hash of every complete segment (the `ETag` of those served from disk).
+    hashes: BTreeMap<u64, u64>,
+    /// Journal lines not yet handed to the disk thread (its queue was full).
+    unjournaled: String,
     playlists: Playlists,
+}
+
+/// Work for the disk thread, in order: a file to write, then lines for the journal.
+struct DiskJob {
+    file: Option<(PathBuf, Bytes)>,
+    journal: String,
 }
 
 /// The HLS side of one space, shared by the packager and the HTTP handlers.
@@ -45,10 +109,11 @@ pub struct Hls {
     state: Mutex<State>,
     /// Bumped after every change; blocked requests wait on it.
     changed: watch::Sender<u64>,
-    /// The initialization section (`init.mp4`).
+    /// The initialization section (`init.mp4`) and its content hash.
     pub init: Bytes,
+    pub init_hash: u64,
     /// The multivariant playlist (`index.m3u8`).
-    pub multivariant: Bytes,
+    pub index: Text,
     /// When the rendition began (Unix ms): `Last-Modified` of `init.mp4` and `index.m3u8`.
     pub born_ms: u64,
     /// Directory of the segments on disk (`<data>/hls/<space>`).
@@ -60,38 +125,108 @@ pub struct Hls {
 
 /// Where a request stands.
 pub enum Lookup {
-    /// The bytes and when they were made (Unix ms).
-    Ready(Bytes, u64),
+    /// The bytes, when they were made (Unix ms) and their content hash.
+    Ready(Bytes, u64, u64),
     /// Not there yet, but close enough to the live edge to wait for.
     Wait,
-    /// Served from disk.
-    Disk(PathBuf),
+    /// Served from disk; the content hash from the journal.
+    Disk(PathBuf, u64),
     Missing,
 }
 
+/// What a run continues from: the journal of the earlier runs, and where the packager goes on.
+struct Restored {
+    rendition: Rendition,
+    hashes: BTreeMap<u64, u64>,
+    entries: Vec<Entry>,
+}
+
+/// Reads the journal in `dir` (none: a new rendition) and drops segment files it does not
+/// list (left by a crash between a segment's file and its journal line, or by a damaged
+/// journal): their numbers are given again, so their files must not outlive the journal.
+fn restore(dir: &Path, cfg: hls::Config) -> std::io::Result<Restored> {
+    let text = match std::fs::read_to_string(dir.join(JOURNAL)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let j = journal::parse(&text);
+    if j.unusable > 0 {
+        tracing::warn!(dir = %dir.display(), lines = j.unusable,
+            "HLS journal: lines after segment {} unusable; continuing from there", j.entries.len());
+    }
+    let next = j.entries.len() as u64;
+    if let Ok(files) = std::fs::read_dir(dir) {
+        for f in files.flatten() {
+            let name = f.file_name();
+            if let Some(msn) = name.to_str().and_then(hls::name::segment_name)
+                && msn >= next
+            {
+                tracing::warn!(file = %f.path().display(), "HLS segment not in the journal: removed");
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+    }
+    let parts = j.parts();
+    let hashes = j.entries.iter().map(|e| (e.msn, e.hash)).collect();
+    let history = j.entries.iter().map(Entry::segment).collect();
+    Ok(Restored {
+        rendition: Rendition::resume(cfg, history, parts),
+        hashes,
+        entries: j.entries,
+    })
+}
+
 impl Hls {
-    /// A new rendition for a track; `bitrate` goes into the multivariant playlist.
-    pub fn new(track: &Track, cfg: hls::Config, bitrate: u32, dir: PathBuf) -> Arc<Hls> {
-        let rendition = Rendition::new(cfg);
-        let playlists = render(&rendition);
+    /// The rendition of a space, stored in `dir`: a new one, or the one an earlier run left
+    /// there continued (see the module docs). Reads the journal and rewrites it whole (a line
+    /// cut by a crash is dropped), so the disk thread only appends; blocking file IO.
+    pub fn new(
+        track: &Track,
+        cfg: hls::Config,
+        bitrate: u32,
+        dir: PathBuf,
+    ) -> std::io::Result<Arc<Hls>> {
+        std::fs::create_dir_all(&dir)?;
+        let restored = restore(&dir, cfg)?;
+        write_atomically(
+            &dir.join(JOURNAL),
+            journal::render(&restored.entries).as_bytes(),
+        )?;
+        let init = Bytes::from(fmp4::init_segment(track));
+        // init.mp4 is a function of the track (channels, pre-skip, rate), which one build
+        // never changes; a different one from an earlier run would make old segments
+        // undecodable under the one URL, so say so loudly.
+        let init_path = dir.join("init.mp4");
+        match std::fs::read(&init_path) {
+            Ok(old) if old != init => tracing::error!(dir = %dir.display(),
+                "init.mp4 differs from the earlier run's: segments of the earlier run will not decode with it"),
+            Ok(_) => {}
+            Err(_) => write_atomically(&init_path, &init)?,
+        }
+        let rendition = restored.rendition;
+        let playlists = render(&rendition, None);
         let (changed, _) = watch::channel(0);
         // Peak bandwidth: the Opus bitrate plus fMP4 framing, generously.
         let bandwidth = bitrate + bitrate / 4 + 8_000;
-        Arc::new(Hls {
+        Ok(Arc::new(Hls {
             state: Mutex::new(State {
                 rendition,
                 parts: BTreeMap::new(),
                 segments: BTreeMap::new(),
+                hashes: restored.hashes,
+                unjournaled: String::new(),
                 playlists,
             }),
             changed,
-            init: Bytes::from(fmp4::init_segment(track)),
-            multivariant: Bytes::from(hls::multivariant(bandwidth)),
+            init_hash: fnv1a(&init),
+            init,
+            index: Text::new(hls::multivariant(bandwidth)),
             born_ms: crate::space::now_ms(),
             dir,
             meta: Mutex::new(None),
             cfg,
-        })
+        }))
     }
 
     /// Subscribe to changes (new parts, end).
@@ -122,8 +257,8 @@ impl Hls {
     /// A part by id.
     pub fn part(&self, p: PartId) -> Lookup {
         let s = self.state.lock();
-        if let Some((b, t)) = s.parts.get(&p) {
-            return Lookup::Ready(b.clone(), *t);
+        if let Some(o) = s.parts.get(&p) {
+            return Lookup::Ready(o.bytes.clone(), o.made_ms, o.hash);
         }
         let next = s.rendition.next_part();
         // The preload hint names the next part; the one after it may be asked early too.
@@ -136,11 +271,14 @@ impl Hls {
     /// A segment by media sequence number.
     pub fn segment(&self, msn: u64) -> Lookup {
         let s = self.state.lock();
-        if let Some((b, t)) = s.segments.get(&msn) {
-            return Lookup::Ready(b.clone(), *t);
+        if let Some(o) = s.segments.get(&msn) {
+            return Lookup::Ready(o.bytes.clone(), o.made_ms, o.hash);
         }
         if s.rendition.has_segment(msn) {
-            return Lookup::Disk(self.segment_path(msn));
+            return match s.hashes.get(&msn) {
+                Some(&h) => Lookup::Disk(self.segment_path(msn), h),
+                None => Lookup::Missing,
+            };
         }
         let next = s.rendition.next_part();
         if !s.rendition.is_ended() && msn >= next.msn && msn <= next.msn + 1 {
@@ -154,39 +292,78 @@ impl Hls {
         self.dir.join(format!("{msn}.m4s"))
     }
 
-    fn add_part(
-        &self,
-        duration: Duration,
-        pdt_ms: u64,
-        bytes: Bytes,
-        disk: &Sender<(PathBuf, Bytes)>,
-    ) {
+    /// Where the packager goes on: fragment sequence number and decode time (48 kHz) of the
+    /// next part, after every part of the earlier runs.
+    fn continuation(&self) -> (u32, u64) {
+        let s = self.state.lock();
+        let parts = s.rendition.parts_total();
+        let us: u128 = s.rendition.segments().map(|x| x.duration.as_micros()).sum();
+        ((parts as u32).wrapping_add(1), (us * 48 / 1000) as u64)
+    }
+
+    fn add_part(&self, duration: Duration, pdt_ms: u64, bytes: Bytes, disk: &Sender<DiskJob>) {
         let mut s = self.state.lock();
         let id = s.rendition.push_part(duration, pdt_ms);
-        s.parts.insert(id, (bytes, crate::space::now_ms()));
+        let hash = fnv1a(&bytes);
+        s.parts.insert(
+            id,
+            Object {
+                bytes,
+                made_ms: crate::space::now_ms(),
+                hash,
+            },
+        );
         // A segment closed when the next part starts a new one: it is its parts, in order.
-        if s.rendition.next_part().part == 0 && s.rendition.has_segment(id.msn) {
+        let closed = s.rendition.next_part().part == 0 && s.rendition.has_segment(id.msn);
+        if closed {
             self.close_segment(&mut s, id.msn, disk);
         }
         self.prune(&mut s);
-        s.playlists = render(&s.rendition);
+        let dvr = (!closed).then(|| s.playlists.dvr.clone());
+        s.playlists = render(&s.rendition, dvr);
         drop(s);
         self.changed.send_modify(|n| *n += 1);
     }
 
-    fn close_segment(&self, s: &mut State, msn: u64, disk: &Sender<(PathBuf, Bytes)>) {
+    fn close_segment(&self, s: &mut State, msn: u64, disk: &Sender<DiskJob>) {
         let mut seg = Vec::new();
-        for (_, (b, _)) in s.parts.range(
-            PartId { msn, part: 0 }..PartId {
-                msn: msn + 1,
-                part: 0,
-            },
-        ) {
-            seg.extend_from_slice(b);
+        for o in s
+            .parts
+            .range(
+                PartId { msn, part: 0 }..PartId {
+                    msn: msn + 1,
+                    part: 0,
+                },
+            )
+            .map(|(_, o)| o)
+        {
+            seg.extend_from_slice(&o.bytes);
         }
         let seg = Bytes::from(seg);
-        let _ = disk.try_send((self.segment_path(msn), seg.clone()));
-        s.segments.insert(msn, (seg, crate::space::now_ms()));
+        let hash = fnv1a(&seg);
+        if let Some(info) = s.rendition.segments().nth(msn as usize) {
+            s.unjournaled.push_str(&Entry::of(info, hash).line());
+        }
+        let job = DiskJob {
+            file: Some((self.segment_path(msn), seg.clone())),
+            journal: std::mem::take(&mut s.unjournaled),
+        };
+        // Never block the pager on the disk: with the queue full the segment's file is lost
+        // (it is served from memory while in the window) but its journal line is kept for the
+        // next job, so the journal stays whole and numbering stays right.
+        if let Err(e) = disk.try_send(job) {
+            s.unjournaled = e.into_inner().journal;
+            tracing::error!(msn, "HLS disk queue full: segment not written");
+        }
+        s.hashes.insert(msn, hash);
+        s.segments.insert(
+            msn,
+            Object {
+                bytes: seg,
+                made_ms: crate::space::now_ms(),
+                hash,
+            },
+        );
     }
 
     fn prune(&self, s: &mut State) {
@@ -201,28 +378,48 @@ impl Hls {
         s.segments = s.segments.split_off(&keep_segments_from);
     }
 
-    /// No more parts: the open segment is closed and the playlists get `EXT-X-ENDLIST`.
-    fn end(&self, disk: &Sender<(PathBuf, Bytes)>) {
+    /// No more parts: the open segment is closed. When the space ends (`ending`) the
+    /// playlists get `EXT-X-ENDLIST` and go to disk as the replay; when the server is only
+    /// stopping, they stay open for the run that resumes them.
+    fn end(&self, ending: bool, disk: &Sender<DiskJob>) {
         let mut s = self.state.lock();
         let open = s.rendition.open_segment().map(|seg| seg.msn);
-        s.rendition.end();
+        if ending {
+            s.rendition.end();
+        } else {
+            s.rendition.suspend();
+        }
         if let Some(msn) = open
             && s.rendition.has_segment(msn)
         {
             self.close_segment(&mut s, msn, disk);
         }
-        s.playlists = render(&s.rendition);
-        // The replay outlives the process: its playlists and init section go to disk with the
-        // segments, and a restarted server serves them from there.
-        let files = [
-            ("dvr.m3u8", s.playlists.dvr.clone()),
-            ("live.m3u8", s.playlists.live.clone()),
-            ("index.m3u8", self.multivariant.clone()),
-            ("init.mp4", self.init.clone()),
-        ];
+        s.playlists = render(&s.rendition, None);
+        let journal = std::mem::take(&mut s.unjournaled);
+        let mut jobs = vec![DiskJob {
+            file: None,
+            journal,
+        }];
+        if ending {
+            // The replay outlives the process: its playlists (and their gzip encodings) go to
+            // disk with the segments, and a restarted server serves them from there.
+            let files = [
+                ("dvr.m3u8", s.playlists.dvr.clone()),
+                ("live.m3u8", s.playlists.live.clone()),
+            ];
+            for (name, text) in files {
+                jobs.push(file_job(self.dir.join(name), text.body.clone()));
+                jobs.push(file_job(self.dir.join(format!("{name}.gz")), text.gzip()));
+            }
+            jobs.push(file_job(
+                self.dir.join("index.m3u8"),
+                self.index.body.clone(),
+            ));
+            jobs.push(file_job(self.dir.join("index.m3u8.gz"), self.index.gzip()));
+        }
         drop(s);
-        for (name, bytes) in files {
-            let _ = disk.send((self.dir.join(name), bytes));
+        for job in jobs {
+            let _ = disk.send(job);
         }
         self.changed.send_modify(|n| *n += 1);
     }
@@ -238,12 +435,58 @@ impl Hls {
     }
 }
 
-fn render(r: &Rendition) -> Playlists {
+fn file_job(path: PathBuf, bytes: Bytes) -> DiskJob {
+    DiskJob {
+        file: Some((path, bytes)),
+        journal: String::new(),
+    }
+}
+
+/// The playlists; `dvr` is kept as it was when no segment closed (it lists complete segments
+/// only), which spares rendering and compressing it every part.
+fn render(r: &Rendition, dvr: Option<Text>) -> Playlists {
     Playlists {
-        live: Bytes::from(r.live_playlist(false)),
-        live_skip: Bytes::from(r.live_playlist(true)),
-        dvr: Bytes::from(r.dvr_playlist()),
+        live: Text::new(r.live_playlist(false)),
+        live_skip: Text::new(r.live_playlist(true)),
+        dvr: dvr.unwrap_or_else(|| Text::new(r.dvr_playlist())),
         updated_ms: crate::space::now_ms(),
+    }
+}
+
+/// Writes a file whole or not at all (a temporary file renamed over it).
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The disk thread: segment files, then their journal lines, in order.
+fn disk_loop(journal_path: PathBuf, rx: crossbeam_channel::Receiver<DiskJob>) {
+    let mut journal = None;
+    for job in rx.iter() {
+        if let Some((path, bytes)) = &job.file
+            && let Err(e) = std::fs::write(path, bytes)
+        {
+            tracing::error!(path = %path.display(), error = %e, "cannot write HLS segment");
+        }
+        if job.journal.is_empty() {
+            continue;
+        }
+        if journal.is_none() {
+            journal = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&journal_path)
+                .map_err(|e| tracing::error!(error = %e, "cannot open the HLS journal"))
+                .ok();
+        }
+        if let Some(f) = &mut journal
+            && let Err(e) = f.write_all(job.journal.as_bytes())
+        {
+            tracing::error!(error = %e, "cannot append to the HLS journal");
+        }
+    }
+    if let Some(f) = journal {
+        let _ = f.sync_all();
     }
 }
 
@@ -255,31 +498,28 @@ pub struct Packager {
     sequence: u32,
     decode_time: u64,
     part_pdt_ms: u64,
-    disk: Sender<(PathBuf, Bytes)>,
+    disk: Sender<DiskJob>,
     disk_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Packager {
-    /// A packager for `hls`; segments are written to disk by a thread of their own.
+    /// A packager for `hls`; segments are written to disk by a thread of their own. It goes
+    /// on where the earlier runs of the rendition stopped (fragment sequence, decode time).
     pub fn new(hls: Arc<Hls>) -> std::io::Result<Packager> {
         std::fs::create_dir_all(&hls.dir)?;
-        let (disk, rx) = crossbeam_channel::bounded::<(PathBuf, Bytes)>(64);
+        let (disk, rx) = crossbeam_channel::bounded::<DiskJob>(64);
+        let journal_path = hls.dir.join(JOURNAL);
         let disk_thread = std::thread::Builder::new()
             .name("hls-disk".into())
-            .spawn(move || {
-                for (path, bytes) in rx.iter() {
-                    if let Err(e) = std::fs::write(&path, &bytes) {
-                        tracing::error!(path = %path.display(), error = %e, "cannot write HLS segment");
-                    }
-                }
-            })?;
+            .spawn(move || disk_loop(journal_path, rx))?;
         let part_samples = hls.cfg.part_target.as_millis() as u64 * 48;
+        let (sequence, decode_time) = hls.continuation();
         Ok(Packager {
             hls,
             part_samples,
             pending: Vec::new(),
-            sequence: 1,
-            decode_time: 0,
+            sequence,
+            decode_time,
             part_pdt_ms: 0,
             disk,
             disk_thread: Some(disk_thread),
@@ -333,10 +573,11 @@ impl Packager {
             .add_part(duration, self.part_pdt_ms, Bytes::from(frag), &self.disk);
     }
 
-    /// The stream ends (or is suspended): flush what is pending and close the playlists.
-    pub fn end(&mut self) {
+    /// The stream ends (`ending`) or is suspended for a restart: flush what is pending, close
+    /// the open segment and, if ending, the playlists.
+    pub fn end(&mut self, ending: bool) {
         self.flush();
-        self.hls.end(&self.disk);
+        self.hls.end(ending, &self.disk);
         // Wait until the replay is on disk: the pager thread is joined at shutdown, so a stopped
         // server leaves a complete replay behind.
         let (closed, _) = crossbeam_channel::bounded(0);

@@ -2,7 +2,15 @@
 //!
 //! Cache rules, so an HTTP cache or CDN can serve every listener:
 //! - parts, segments and `init.mp4` never change: `public, max-age=31536000, immutable`, with a
-//!   strong `ETag`;
+//!   strong `ETag` that is a hash of the bytes. Numbering goes on across restarts
+//!   ([`crate::hls`]), so a URL names one object for the life of the space, and an object read
+//!   back from disk is served only if its hash is the one the journal recorded;
+//! - one object, one URL: numbers in paths are canonical (`seg/1.m4s`, never `seg/01.m4s` or
+//!   `seg/+1.m4s`: 404), as are the blocking-reload directives (`_HLS_msn=01`: 400), so an edge
+//!   never holds two copies of one object or two answers to one reload;
+//! - playlists are sent gzipped to clients that accept it (`Vary: Accept-Encoding`; the gzip
+//!   encoding's `ETag` differs from the identity one's, RFC 9110 §8.8.3), compressed once per
+//!   playlist version, not per request;
 //! - `live.m3u8` without directives changes every part: `max-age=1`; with `_HLS_msn` it is the
 //!   answer to that exact query and may be cached as such for a while (`max-age=60`); caches key
 //!   on the full URL, query included;
@@ -21,15 +29,17 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
-use tribune_media::hls::{Block, Directives, PartId};
+use tribune_media::hls::{Block, Directives, name};
 
 use crate::api::find_space;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::hls::{Hls, Lookup};
+use crate::gzip::{accepts_gzip, fnv1a};
+use crate::hls::{Hls, Lookup, Text};
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
-const MP4: &str = "video/mp4";
+/// Audio-only CMAF (RFC 6381 §3.1, RFC 4337: `audio/mp4` for MP4 files without video).
+const MP4: &str = "audio/mp4";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The live rendition, or, for a space restored after a restart, the directory its replay was
@@ -64,10 +74,14 @@ async fn stored(
     if name.contains('/') || name.contains("..") {
         return Err(ApiError::not_found("file"));
     }
-    let resp = ServeFile::new(dir.join(name))
-        .oneshot(req)
-        .await
-        .map_err(ApiError::internal)?;
+    // The replay's playlists were written with their gzip encodings (`*.m3u8.gz`).
+    let serve = ServeFile::new(dir.join(name));
+    let serve = if ctype == PLAYLIST {
+        serve.precompressed_gzip()
+    } else {
+        serve
+    };
+    let resp = serve.oneshot(req).await.map_err(ApiError::internal)?;
     if resp.status() == StatusCode::NOT_FOUND {
         return Err(ApiError::not_found("replay file"));
     }
@@ -80,11 +94,76 @@ async fn stored(
         IMMUTABLE
     };
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if ctype == PLAYLIST {
+        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
     Ok(resp)
+}
+
+/// A media object of an ended space's stored replay (`init.mp4` or a segment), read whole and
+/// served like a live one, its `ETag` the hash of what was read.
+async fn stored_object(path: std::path::PathBuf, headers: &HeaderMap) -> ApiResult<Response> {
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(b) => Bytes::from(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::not_found("replay file"));
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let modified = modified_ms(&path).await;
+    let etag = format!("{:016x}", fnv1a(&bytes));
+    Ok(serve_bytes(headers, bytes, MP4, IMMUTABLE, &etag, modified))
+}
+
+/// A file's modification time in Unix ms (0 if unknown).
+async fn modified_ms(path: &std::path::Path) -> u64 {
+    tokio::fs::metadata(path)
+        .await
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Serve a playlist in the encoding the client accepts: gzip (made once per playlist version)
+/// when it accepts it and it is smaller, else identity; `Vary: Accept-Encoding` either way, and
+/// an `ETag` per encoding (RFC 9110 §8.8.3: a strong validator names one representation).
+fn serve_playlist(
+    headers: &HeaderMap,
+    text: &Text,
+    cache: &'static str,
+    modified_ms: u64,
+) -> Response {
+    let gz = accepts_gzip(headers)
+        .then(|| text.gzip())
+        .filter(|gz| gz.len() < text.body.len());
+    let mut resp = match gz {
+        Some(gz) => {
+            let etag = format!("{:016x}-gz", text.hash);
+            let mut r = serve_bytes(headers, gz, PLAYLIST, cache, &etag, modified_ms);
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            r
+        }
+        None => {
+            let etag = format!("{:016x}", text.hash);
+            serve_bytes(
+                headers,
+                text.body.clone(),
+                PLAYLIST,
+                cache,
+                &etag,
+                modified_ms,
+            )
+        }
+    };
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    resp
 }
 
 /// Serve bytes made once (at `modified_ms`, Unix ms), with a strong `ETag`, `Last-Modified`,
@@ -232,12 +311,10 @@ pub async fn index(
         Source::Live(h) => h,
         Source::Disk(dir) => return stored(dir, "index.m3u8", PLAYLIST, req).await,
     };
-    Ok(serve_bytes(
+    Ok(serve_playlist(
         &headers,
-        hls.multivariant.clone(),
-        PLAYLIST,
+        &hls.index,
         "public, max-age=60",
-        "index",
         hls.born_ms,
     ))
 }
@@ -250,7 +327,7 @@ pub async fn index(
     tag = "hls",
     params(("id" = String, Path, description = "Space id")),
     responses(
-        (status = 200, description = "The fMP4 initialization section", body = Vec<u8>, content_type = "video/mp4"),
+        (status = 200, description = "The fMP4 initialization section", body = Vec<u8>, content_type = "audio/mp4"),
         (status = 404, description = "No such space, rendition or object", body = crate::openapi::ErrorBody),
     ),
 )]
@@ -258,18 +335,17 @@ pub async fn init(
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    req: axum::extract::Request,
 ) -> ApiResult<Response> {
     let hls = match source(&app, &id)? {
         Source::Live(h) => h,
-        Source::Disk(dir) => return stored(dir, "init.mp4", MP4, req).await,
+        Source::Disk(dir) => return stored_object(dir.join("init.mp4"), &headers).await,
     };
     Ok(serve_bytes(
         &headers,
         hls.init.clone(),
         MP4,
         IMMUTABLE,
-        "init",
+        &format!("{:016x}", hls.init_hash),
         hls.born_ms,
     ))
 }
@@ -328,10 +404,8 @@ pub async fn live(
         app.metrics.hls_blocking_reloads.fetch_add(1, Relaxed);
     }
     let p = hls.playlists();
-    let updated = p.updated_ms;
-    let body = if d.skip { p.live_skip } else { p.live };
-    let etag = format!("{:x}", fxhash(&body));
-    Ok(serve_bytes(&headers, body, PLAYLIST, cache, &etag, updated))
+    let text = if d.skip { &p.live_skip } else { &p.live };
+    Ok(serve_playlist(&headers, text, cache, p.updated_ms))
 }
 
 /// `GET /spaces/{id}/hls/dvr.m3u8`: every segment since the start; the replay once ended.
@@ -357,14 +431,12 @@ pub async fn dvr(
         Source::Disk(dir) => return stored(dir, "dvr.m3u8", PLAYLIST, req).await,
     };
     let p = hls.playlists();
-    let (body, updated) = (p.dvr, p.updated_ms);
     let cache = if hls.is_ended() {
         "public, max-age=86400"
     } else {
         "public, max-age=1"
     };
-    let etag = format!("{:x}", fxhash(&body));
-    Ok(serve_bytes(&headers, body, PLAYLIST, cache, &etag, updated))
+    Ok(serve_playlist(&headers, &p.dvr, cache, p.updated_ms))
 }
 
 /// `GET /spaces/{id}/hls/part/{msn}.{part}.m4s`
@@ -376,8 +448,8 @@ pub async fn dvr(
     params(("id" = String, Path, description = "Space id"),
         ("name" = String, Path, description = "`{msn}.{part}.m4s`")),
     responses(
-        (status = 200, description = "A part (one CMAF fragment); a hinted part is held until it exists", body = Vec<u8>, content_type = "video/mp4"),
-        (status = 206, description = "A byte range of it", body = Vec<u8>, content_type = "video/mp4"),
+        (status = 200, description = "A part (one CMAF fragment); a hinted part is held until it exists", body = Vec<u8>, content_type = "audio/mp4"),
+        (status = 206, description = "A byte range of it", body = Vec<u8>, content_type = "audio/mp4"),
         (status = 503, description = "Not produced in time", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such space, rendition or object", body = crate::openapi::ErrorBody),
     ),
@@ -388,16 +460,12 @@ pub async fn part(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let hls = hls_of(&app, &id)?;
-    let (msn, part) = name
-        .strip_suffix(".m4s")
-        .and_then(|s| s.split_once('.'))
-        .and_then(|(m, p)| Some((m.parse::<u64>().ok()?, p.parse::<u32>().ok()?)))
-        .ok_or_else(|| ApiError::not_found("part"))?;
-    let pid = PartId { msn, part };
+    // One object, one URL: `01.2.m4s` or `1.+2.m4s` name nothing.
+    let pid = name::part_name(&name).ok_or_else(|| ApiError::not_found("part"))?;
     let mut found = None;
     let ready = wait_for(&hls, || match hls.part(pid) {
-        Lookup::Ready(b, t) => {
-            found = Some((b, t));
+        Lookup::Ready(b, t, h) => {
+            found = Some((b, t, h));
             true
         }
         Lookup::Wait => false,
@@ -405,14 +473,14 @@ pub async fn part(
     })
     .await;
     match found {
-        Some((b, t)) => {
+        Some((b, t, h)) => {
             app.metrics.hls_parts.fetch_add(1, Relaxed);
             Ok(serve_bytes(
                 &headers,
                 b,
                 MP4,
                 IMMUTABLE,
-                &format!("p{msn}.{part}"),
+                &format!("{h:016x}"),
                 t,
             ))
         }
@@ -430,8 +498,8 @@ pub async fn part(
     params(("id" = String, Path, description = "Space id"),
         ("name" = String, Path, description = "`{msn}.m4s`")),
     responses(
-        (status = 200, description = "A segment (its parts, in order)", body = Vec<u8>, content_type = "video/mp4"),
-        (status = 206, description = "A byte range of it", body = Vec<u8>, content_type = "video/mp4"),
+        (status = 200, description = "A segment (its parts, in order)", body = Vec<u8>, content_type = "audio/mp4"),
+        (status = 206, description = "A byte range of it", body = Vec<u8>, content_type = "audio/mp4"),
         (status = 503, description = "Not produced in time", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such space, rendition or object", body = crate::openapi::ErrorBody),
     ),
@@ -440,16 +508,14 @@ pub async fn segment(
     State(app): State<AppState>,
     Path((id, name)): Path<(String, String)>,
     headers: HeaderMap,
-    req: axum::extract::Request,
 ) -> ApiResult<Response> {
+    // One object, one URL: `01.m4s` or `+1.m4s` name nothing (and no other file of the
+    // directory is reachable through this path).
+    let msn = name::segment_name(&name).ok_or_else(|| ApiError::not_found("segment"))?;
     let hls = match source(&app, &id)? {
         Source::Live(h) => h,
-        Source::Disk(dir) => return stored(dir, &name, MP4, req).await,
+        Source::Disk(dir) => return stored_object(dir.join(format!("{msn}.m4s")), &headers).await,
     };
-    let msn = name
-        .strip_suffix(".m4s")
-        .and_then(|m| m.parse::<u64>().ok())
-        .ok_or_else(|| ApiError::not_found("segment"))?;
     let mut found = None;
     let ready = wait_for(&hls, || match hls.segment(msn) {
         Lookup::Wait => false,
@@ -460,38 +526,38 @@ pub async fn segment(
     })
     .await;
     match found {
-        Some(Lookup::Ready(b, t)) => Ok({
+        Some(Lookup::Ready(b, t, h)) => Ok({
             app.metrics.hls_segments.fetch_add(1, Relaxed);
-            serve_bytes(&headers, b, MP4, IMMUTABLE, &format!("s{msn}"), t)
+            serve_bytes(&headers, b, MP4, IMMUTABLE, &format!("{h:016x}"), t)
         }),
-        Some(Lookup::Disk(path)) => {
-            let resp = ServeFile::new(path)
-                .oneshot(req)
-                .await
-                .map_err(ApiError::internal)?;
-            if resp.status() == StatusCode::NOT_FOUND {
+        Some(Lookup::Disk(path, hash)) => {
+            let bytes = match tokio::fs::read(&path).await {
+                Ok(b) => Bytes::from(b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(ApiError::not_found("segment"));
+                }
+                Err(e) => return Err(ApiError::internal(e)),
+            };
+            // Only the bytes the journal recorded (and so the ones served before) go out
+            // under this URL; a damaged file is a 404, never a second body.
+            if fnv1a(&bytes) != hash {
+                tracing::error!(path = %path.display(), "HLS segment on disk differs from its journal hash");
                 return Err(ApiError::not_found("segment"));
             }
-            let mut resp = resp.map(Body::new).into_response();
-            let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(MP4));
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            );
-            Ok(resp)
+            app.metrics.hls_segments.fetch_add(1, Relaxed);
+            let modified = modified_ms(&path).await;
+            Ok(serve_bytes(
+                &headers,
+                bytes,
+                MP4,
+                IMMUTABLE,
+                &format!("{hash:016x}"),
+                modified,
+            ))
         }
         _ if ready => Err(ApiError::not_found("segment")),
         _ => Err(unavailable()),
     }
-}
-
-/// A small, stable content hash for playlist ETags (FNV-1a).
-fn fxhash(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
-        (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod events;
 pub mod events_http;
 pub mod fanout;
 pub mod guard;
+pub mod gzip;
 pub mod hls;
 pub mod hls_http;
 pub mod live;

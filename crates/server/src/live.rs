@@ -236,7 +236,7 @@ pub fn spawn_pager(space_id: &str, p: Pager) -> std::io::Result<JoinHandle<()>> 
             }
             stream.close();
             if let Some(h) = &mut hls {
-                h.end();
+                h.end(ending.load(Relaxed));
             }
         })
 }

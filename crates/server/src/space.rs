@@ -312,7 +312,7 @@ impl Space {
                     cfg.hls,
                     cfg.bitrate,
                     cfg.data_dir.join("hls").join(id),
-                );
+                )?;
                 let packager = crate::hls::Packager::new(h.clone())?;
                 hls = Some(h);
                 threads.push(live::spawn_pager(

@@ -10,7 +10,6 @@
 //! upgrade never mixes old and new modules); the vendored library, named with its version in
 //! [`HLS_JS_VERSION`] below, may be cached for a day.
 
-use std::io::Write;
 use std::sync::OnceLock;
 
 use axum::extract::{Path, State};
@@ -18,6 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
+use crate::gzip::{self, accepts_gzip, fnv1a};
 
 /// The vendored hls.js version (see `web/vendor/README.md`).
 pub const HLS_JS_VERSION: &str = "1.7.4";
@@ -71,43 +71,11 @@ fn prepared(i: usize) -> &'static Prepared {
     let cells = CELLS.get_or_init(|| ASSETS.iter().map(|_| OnceLock::new()).collect());
     cells[i].get_or_init(|| {
         let body = ASSETS[i].body;
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        // Writing to a Vec cannot fail.
-        let gzip = enc
-            .write_all(body)
-            .and_then(|_| enc.finish())
-            .unwrap_or_default();
         Prepared {
-            gzip,
+            gzip: gzip::compress(body),
             etag: format!("\"{:016x}\"", fnv1a(body)),
         }
     })
-}
-
-/// FNV-1a 64: enough to tell two versions of a file apart.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|c| {
-            let mut parts = c.trim().split(';');
-            let coding = parts.next().unwrap_or("").trim();
-            let q_zero = parts.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    == Some(0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
-        })
 }
 
 fn serve(i: usize, status: StatusCode, headers: &HeaderMap) -> Response {
@@ -250,22 +218,6 @@ pub async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn h(v: &str) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        m.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
-        m
-    }
-
-    #[test]
-    fn gzip_negotiation() {
-        assert!(accepts_gzip(&h("gzip, deflate, br")));
-        assert!(accepts_gzip(&h("br;q=1.0, GZIP;q=0.5")));
-        assert!(accepts_gzip(&h("*")));
-        assert!(!accepts_gzip(&h("gzip;q=0")));
-        assert!(!accepts_gzip(&h("br, identity")));
-        assert!(!accepts_gzip(&HeaderMap::new()));
-    }
 
     #[test]
     fn every_asset_is_present_and_compresses_back() {

@@ -25,6 +25,11 @@ pub async fn run(cfg: Config) -> Result<ExitCode> {
     // A `demo` space left by an earlier run (same data directory) gives way to a fresh one.
     if let Some(old) = app.spaces.remove("demo") {
         old.end();
+        // Its threads finish first: the new space continues the old one's HLS numbering (one
+        // URL, one object, for every edge that cached the old demo), so the old journal must
+        // be complete before the new space reads it.
+        let joined = old.clone();
+        let _ = tokio::task::spawn_blocking(move || joined.join()).await;
         // Through the writer, so it lands after the old space's last writes.
         app.writer.run(|s| s.delete_space("demo"));
     }

@@ -19,8 +19,8 @@ pub enum DirectiveError {
     /// `_HLS_part` without `_HLS_msn` (bis §6.2.5.2).
     #[error("_HLS_part without _HLS_msn")]
     PartWithoutMsn,
-    /// A directive whose value is not a decimal integer (or `YES`/`v2` for `_HLS_skip`), or
-    /// that appears twice.
+    /// A directive whose value is not a canonical decimal integer (no sign, no leading zero;
+    /// or `YES`/`v2`/`NO` for `_HLS_skip`), or that appears twice.
     #[error("invalid delivery directive {0}")]
     Invalid(String),
 }
@@ -59,12 +59,10 @@ impl Directives {
     }
 }
 
-/// A decimal-integer (§4.2): 1 to 20 digits, no sign.
+/// A decimal-integer (§4.2) in its one canonical spelling: see [`super::name`] for why
+/// `+1` and `01` are refused.
 fn int(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+    super::name::decimal(s)
 }
 
 #[cfg(test)]
@@ -88,6 +86,9 @@ mod tests {
             "_HLS_msn=1&_HLS_part=99999999999",
             "_HLS_skip=yes",
             "_HLS_msn=+1",
+            "_HLS_msn=01",
+            "_HLS_msn=1&_HLS_part=00",
+            "_HLS_msn= 1",
         ] {
             assert!(
                 matches!(Directives::parse(bad), Err(DirectiveError::Invalid(_))),

@@ -36,8 +36,18 @@
 //! - §8 (versions): `EXT-X-MAP` needs version 6, `EXT-X-SKIP` version 9. `live.m3u8` always
 //!   says 9, so a full playlist and a delta update share one header; `dvr.m3u8` says 6.
 //!
+//! - §4.3.2.3 / bis §4.4.4.3 `EXT-X-DISCONTINUITY` before the first segment of a run that
+//!   continues an earlier one after a restart ([`Rendition::resume`]): a new encoder, a new
+//!   timeline. §4.3.3.3 / bis §4.4.3.3 `EXT-X-DISCONTINUITY-SEQUENCE` in `live.m3u8` once its
+//!   window has slid past a discontinuity (§6.2.1: the number goes up as such a segment is
+//!   removed, so every segment keeps its Discontinuity Sequence Number); `dvr.m3u8` never
+//!   removes a segment, so it never needs one. Every segment carries its
+//!   `EXT-X-PROGRAM-DATE-TIME`, the first after a discontinuity included.
+//!
 //! URLs, relative to the playlist: `init.mp4`, `seg/{msn}.m4s`, `part/{msn}.{index}.m4s`
-//! ([`segment_uri`], [`part_uri`]). `dvr.m3u8` is a separate URL and not a variant in the
+//! ([`segment_uri`], [`part_uri`]; numbers are canonical decimals, [`name`]). Media Sequence
+//! Numbers and part counting go on across restarts ([`journal`]), so a URL names one object
+//! for the life of the space. `dvr.m3u8` is a separate URL and not a variant in the
 //! multivariant playlist: it is the same content, so a second `EXT-X-STREAM-INF` would present
 //! it to players as an alternative to switch to.
 //!
@@ -45,12 +55,16 @@
 //! module and the server's end-to-end tests run every emitted playlist through it.
 
 mod directive;
+pub mod journal;
+pub mod name;
 mod rendition;
 mod time;
 pub mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_resume;
 
 pub use directive::{DirectiveError, Directives};
 pub use rendition::{Block, Rendition, SegmentInfo};

@@ -18,8 +18,12 @@ pub struct SegmentInfo {
     /// Wall-clock time of its first sample (`EXT-X-PROGRAM-DATE-TIME`), in Unix milliseconds:
     /// the time given with its first part.
     pub pdt_unix_ms: u64,
-    /// Durations of its parts, in order.
+    /// Durations of its parts, in order. Empty for a segment restored from an earlier run
+    /// ([`Rendition::resume`]): its parts are gone with that run, so playlists list none.
     pub parts: Vec<Duration>,
+    /// Whether an `EXT-X-DISCONTINUITY` precedes it (RFC 8216 §4.3.2.3): it is the first of a
+    /// run after a restart, so its encoder state and timing do not follow the previous one.
+    pub discontinuity: bool,
 }
 
 /// How to answer a blocking playlist reload (bis §6.2.5.2).
@@ -88,10 +92,41 @@ impl Rendition {
                 duration: Duration::ZERO,
                 pdt_unix_ms: 0,
                 parts: vec![],
+                discontinuity: false,
             },
             parts_total: 0,
             ended: false,
         }
+    }
+
+    /// A rendition that continues the complete segments of an earlier run (`history`, msn 0,
+    /// 1, 2, … in order, as [`super::journal`] restores them): its next segment takes the next
+    /// Media Sequence Number, so no URL of the earlier run is reused, and is marked
+    /// `EXT-X-DISCONTINUITY` (a new encoder and a new wall-clock origin). The earlier segments
+    /// stay in `dvr.m3u8` and, while in its window, in `live.m3u8`, without their parts.
+    ///
+    /// `parts_before` is the number of parts of the earlier runs, so part counting (and the
+    /// packager's fragment sequence) goes on too.
+    ///
+    /// # Panics
+    /// As [`Rendition::new`]; and if `history` is not numbered 0, 1, 2, … (a journal that does
+    /// not say so is refused by [`super::journal::parse`]).
+    pub fn resume(cfg: Config, history: Vec<SegmentInfo>, parts_before: u64) -> Self {
+        let mut r = Self::new(cfg);
+        for (i, s) in history.iter().enumerate() {
+            assert_eq!(s.msn, i as u64, "hls: resumed history out of order");
+        }
+        r.open.msn = history.len() as u64;
+        r.open.discontinuity = !history.is_empty();
+        r.closed = history
+            .into_iter()
+            .map(|s| SegmentInfo {
+                parts: Vec::new(),
+                ..s
+            })
+            .collect();
+        r.parts_total = parts_before;
+        r
     }
 
     /// The configuration.
@@ -159,6 +194,7 @@ impl Rendition {
             duration: Duration::ZERO,
             pdt_unix_ms: 0,
             parts: Vec::new(),
+            discontinuity: false,
         };
         let done = std::mem::replace(&mut self.open, next);
         self.closed.push(done);
@@ -171,6 +207,21 @@ impl Rendition {
             self.close();
         }
         self.ended = true;
+    }
+
+    /// Closes the open segment (if it has parts) without ending: the server is stopping and a
+    /// later run resumes the rendition. Every part served so far then belongs to a complete
+    /// segment, on disk, and the next run starts after it. No `EXT-X-ENDLIST`: the space is
+    /// interrupted, not over, and players that keep reloading find it again.
+    pub fn suspend(&mut self) {
+        if !self.open.parts.is_empty() {
+            self.close();
+        }
+    }
+
+    /// Parts pushed since the start, earlier runs included.
+    pub fn parts_total(&self) -> u64 {
+        self.parts_total
     }
 
     /// The part the next [`Rendition::push_part`] creates, named by the preload hint.
@@ -236,6 +287,9 @@ impl Rendition {
         };
         // A Part Index past the last part of a complete segment means part 0 of the next.
         let (m, n) = match self.closed.get(msn as usize) {
+            // Restored from an earlier run: its parts are not known one by one, and the
+            // segment is complete, so what was asked for exists.
+            Some(s) if s.parts.is_empty() => return Block::Ready,
             Some(s) if n as usize >= s.parts.len() => (msn + 1, 0),
             _ => (msn, n),
         };
@@ -296,6 +350,12 @@ impl Rendition {
             0
         };
         let media_sequence = window.first().map_or(self.open.msn, |s| s.msn);
+        // RFC 8216 §6.2.1: once a segment with a discontinuity leaves the window, the
+        // Discontinuity Sequence Number goes up, so every segment keeps its own (§4.3.3.3).
+        let discontinuities = self.closed[..self.closed.len() - window.len()]
+            .iter()
+            .filter(|s| s.discontinuity)
+            .count();
 
         let mut out =
             String::with_capacity(256 + 64 * window.len() + 96 * self.cfg.part_segments * 8);
@@ -309,6 +369,9 @@ impl Rendition {
             secs(self.skip_until()),
             secs(self.cfg.part_target),
         );
+        if discontinuities > 0 {
+            let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuities}");
+        }
         if skipped > 0 {
             let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
         }
@@ -331,7 +394,8 @@ impl Rendition {
         out
     }
 
-    /// `dvr.m3u8`: every complete segment since the start, without parts or low-latency tags,
+    /// `dvr.m3u8`: every complete segment since the start (earlier runs included, each run
+    /// after the first behind an `EXT-X-DISCONTINUITY`), without parts or low-latency tags,
     /// as an `EVENT` playlist; once ended it gets `EXT-X-ENDLIST` and is the replay. It grows
     /// with the space (about 80 bytes a segment), so the server should cache it per segment.
     pub fn dvr_playlist(&self) -> String {
@@ -352,9 +416,13 @@ impl Rendition {
     }
 }
 
-/// One segment: its date, its parts if asked (they follow the date: bis §4.4.4.9) and, if
+/// One segment: its discontinuity, its date (on every segment, so also on the first after a
+/// discontinuity: RFC 8216 §4.3.2.6), its parts if asked (they follow the date: bis §4.4.4.9) and, if
 /// complete, its `EXTINF` and URI.
 fn write_segment(out: &mut String, s: &SegmentInfo, parts: bool, complete: bool) {
+    if s.discontinuity {
+        out.push_str("#EXT-X-DISCONTINUITY\n");
+    }
     let _ = writeln!(
         out,
         "#EXT-X-PROGRAM-DATE-TIME:{}",

@@ -26,6 +26,12 @@ pub struct MediaPlaylist {
     pub target_duration: Option<u64>,
     /// `EXT-X-MEDIA-SEQUENCE` (0 when absent): the msn of the first segment, skipped or not.
     pub media_sequence: u64,
+    /// `EXT-X-DISCONTINUITY-SEQUENCE` (0 when absent): the Discontinuity Sequence Number of
+    /// the first segment, skipped or not (§4.3.3.3).
+    pub discontinuity_sequence: u64,
+    /// Whether the tag was there (it must come before the first segment and any
+    /// `EXT-X-DISCONTINUITY`).
+    pub has_discontinuity_sequence: bool,
     /// `EXT-X-PLAYLIST-TYPE` (`EVENT` or `VOD`).
     pub playlist_type: Option<String>,
     /// `EXT-X-INDEPENDENT-SEGMENTS`.
@@ -42,6 +48,8 @@ pub struct MediaPlaylist {
     pub segments: Vec<Segment>,
     /// `EXT-X-PROGRAM-DATE-TIME` of the open segment (whose parts follow the last URI).
     pub trailing_pdt_ms: Option<i64>,
+    /// An `EXT-X-DISCONTINUITY` before the open segment's parts.
+    pub trailing_discontinuity: bool,
     /// Parts of the open segment, whose msn is the one after the last segment.
     pub trailing_parts: Vec<Part>,
     /// `EXT-X-PRELOAD-HINT` tags.
@@ -63,6 +71,8 @@ pub struct Segment {
     pub pdt_ms: Option<i64>,
     /// Its `EXT-X-PART` tags, if still listed.
     pub parts: Vec<Part>,
+    /// An `EXT-X-DISCONTINUITY` applies to it (§4.3.2.3).
+    pub discontinuity: bool,
 }
 
 /// An `EXT-X-PART` tag.
@@ -127,6 +137,31 @@ impl MediaPlaylist {
     /// Total duration of the trailing parts.
     pub fn trailing_duration(&self) -> f64 {
         self.trailing_parts.iter().map(|p| p.duration).sum()
+    }
+
+    /// The Discontinuity Sequence Number of each listed segment, by msn (§4.3.3.3: the
+    /// playlist's number plus the discontinuities up to and including the segment). `None` in
+    /// a delta update, whose skipped segments may hold discontinuities the text does not show.
+    pub fn discontinuity_numbers(&self) -> Option<Vec<(u64, u64)>> {
+        if self.skipped.is_some_and(|n| n > 0) {
+            return None;
+        }
+        let mut n = self.discontinuity_sequence;
+        let mut out: Vec<(u64, u64)> = self
+            .segments
+            .iter()
+            .map(|s| {
+                n = n.saturating_add(u64::from(s.discontinuity));
+                (s.msn, n)
+            })
+            .collect();
+        if !self.trailing_parts.is_empty() {
+            out.push((
+                self.next_msn(),
+                n.saturating_add(u64::from(self.trailing_discontinuity)),
+            ));
+        }
+        Some(out)
     }
 
     /// The segment `msn`, if listed.
@@ -336,6 +371,49 @@ pub fn check(p: &MediaPlaylist) -> Result<(), Vec<String>> {
             ));
         }
     }
+    // Discontinuities (§4.3.2.3, §4.3.3.3, §6.2.1).
+    // An EVENT playlist never removes a segment (§6.2.1), so one that starts at msn 0 has
+    // nothing that could have raised its Discontinuity Sequence Number.
+    if p.playlist_type.as_deref() == Some("EVENT")
+        && p.media_sequence == 0
+        && p.discontinuity_sequence != 0
+    {
+        e.push("§6.2.1: an EVENT playlist from msn 0 with EXT-X-DISCONTINUITY-SEQUENCE > 0".into());
+    }
+    let dated = p.segments.iter().any(|s| s.pdt_ms.is_some()) || p.trailing_pdt_ms.is_some();
+    if dated {
+        for s in p
+            .segments
+            .iter()
+            .filter(|s| s.discontinuity && s.pdt_ms.is_none())
+        {
+            e.push(format!(
+                "§4.3.2.6: msn {} follows EXT-X-DISCONTINUITY without EXT-X-PROGRAM-DATE-TIME (SHOULD, in a dated playlist)",
+                s.msn
+            ));
+        }
+        if p.trailing_discontinuity && p.trailing_pdt_ms.is_none() {
+            e.push("§4.3.2.6: the open segment follows EXT-X-DISCONTINUITY without EXT-X-PROGRAM-DATE-TIME".into());
+        }
+    }
+    if p.trailing_discontinuity && p.trailing_parts.is_empty() {
+        e.push("§4.3.2.3: EXT-X-DISCONTINUITY with no segment after it".into());
+    }
+    // Dates go forward within a run; across a discontinuity they may jump (not back: the
+    // clock of one server goes on).
+    let mut last: Option<(i64, f64)> = None;
+    for s in &p.segments {
+        if let (Some(pdt), Some((prev, dur))) = (s.pdt_ms, last)
+            && (pdt as f64) < prev as f64 + dur * 1000.0 - 1000.0
+        {
+            e.push(format!(
+                "§4.3.2.6: msn {} is dated {} ms before the end of the segment before it",
+                s.msn,
+                (prev as f64 + dur * 1000.0 - pdt as f64) as i64
+            ));
+        }
+        last = s.pdt_ms.map(|t| (t, s.duration));
+    }
     check_tribune_uris(p, &mut e);
 
     if e.is_empty() { Ok(()) } else { Err(e) }
@@ -394,7 +472,7 @@ fn check_tribune_uris(p: &MediaPlaylist, e: &mut Vec<String>) {
 /// Checks that `next`, fetched after `prev` from the same URL, changed only as bis §6.2.1
 /// allows: the same header, a media sequence that never decreases (and never moves in an
 /// `EVENT` playlist), no segment removed from the end, every msn keeping its URI, duration,
-/// date and parts, parts of a segment only growing while it is open, and nothing changing after
+/// date, discontinuity, Discontinuity Sequence Number and parts, parts of a segment only growing while it is open, and nothing changing after
 /// `EXT-X-ENDLIST`. Either may be a delta update.
 pub fn check_sequence(prev: &MediaPlaylist, next: &MediaPlaylist) -> Result<(), Vec<String>> {
     let mut e = Vec::new();
@@ -441,10 +519,29 @@ pub fn check_sequence(prev: &MediaPlaylist, next: &MediaPlaylist) -> Result<(), 
             e.push("§6.2.1: media added after EXT-X-ENDLIST".into());
         }
     }
+    // Every segment keeps its Discontinuity Sequence Number (§6.2.1: the number goes up as
+    // segments with a discontinuity are removed, §4.3.3.3).
+    if let (Some(a), Some(b)) = (prev.discontinuity_numbers(), next.discontinuity_numbers()) {
+        for (msn, n) in &a {
+            if let Some((_, m)) = b.iter().find(|(x, _)| x == msn)
+                && m != n
+            {
+                e.push(format!(
+                    "§6.2.1: msn {msn} had Discontinuity Sequence Number {n}, now {m}"
+                ));
+            }
+        }
+    }
     for s in &prev.segments {
         let Some(n) = next.segment(s.msn) else {
             continue;
         };
+        if n.discontinuity != s.discontinuity {
+            e.push(format!(
+                "§6.2.1: the discontinuity before msn {} changed",
+                s.msn
+            ));
+        }
         if n.uri != s.uri || (n.duration - s.duration).abs() > EPSILON || n.pdt_ms != s.pdt_ms {
             e.push(format!("§6.2.1: msn {} changed: {s:?} → {n:?}", s.msn));
         }
@@ -458,13 +555,24 @@ pub fn check_sequence(prev: &MediaPlaylist, next: &MediaPlaylist) -> Result<(), 
     // The open segment's parts may only grow, and keep its date.
     let open = prev.next_msn();
     if !prev.trailing_parts.is_empty() {
-        let (parts, pdt) = match next.segment(open) {
-            Some(s) => (&s.parts, s.pdt_ms),
-            None if next.next_msn() == open => (&next.trailing_parts, next.trailing_pdt_ms),
-            None => (&prev.trailing_parts, prev.trailing_pdt_ms), // skipped or gone
+        let (parts, pdt, disc) = match next.segment(open) {
+            Some(s) => (&s.parts, s.pdt_ms, s.discontinuity),
+            None if next.next_msn() == open => (
+                &next.trailing_parts,
+                next.trailing_pdt_ms,
+                next.trailing_discontinuity,
+            ),
+            // skipped or gone
+            None => (
+                &prev.trailing_parts,
+                prev.trailing_pdt_ms,
+                prev.trailing_discontinuity,
+            ),
         };
         if !parts.is_empty()
-            && (!parts.starts_with(&prev.trailing_parts) || pdt != prev.trailing_pdt_ms)
+            && (!parts.starts_with(&prev.trailing_parts)
+                || pdt != prev.trailing_pdt_ms
+                || disc != prev.trailing_discontinuity)
         {
             e.push(format!("§6.2.1: the parts of the open msn {open} changed"));
         }

@@ -126,11 +126,15 @@ struct Pending {
     duration: Option<f64>,
     pdt_ms: Option<i64>,
     parts: Vec<Part>,
+    discontinuity: bool,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.duration.is_none() && self.pdt_ms.is_none() && self.parts.is_empty()
+        self.duration.is_none()
+            && self.pdt_ms.is_none()
+            && self.parts.is_empty()
+            && !self.discontinuity
     }
 }
 
@@ -169,6 +173,7 @@ pub(super) fn parse(text: &str) -> Result<MediaPlaylist, Error> {
                 uri: line.to_owned(),
                 pdt_ms: done.pdt_ms,
                 parts: done.parts,
+                discontinuity: done.discontinuity,
             });
             continue;
         }
@@ -182,6 +187,7 @@ pub(super) fn parse(text: &str) -> Result<MediaPlaylist, Error> {
             "#EXT-X-VERSION",
             "#EXT-X-TARGETDURATION",
             "#EXT-X-MEDIA-SEQUENCE",
+            "#EXT-X-DISCONTINUITY-SEQUENCE",
             "#EXT-X-PLAYLIST-TYPE",
             "#EXT-X-SERVER-CONTROL",
             "#EXT-X-PART-INF",
@@ -215,6 +221,33 @@ pub(super) fn parse(text: &str) -> Result<MediaPlaylist, Error> {
                         );
                     }
                     p.media_sequence = int(value)?;
+                }
+                "#EXT-X-DISCONTINUITY-SEQUENCE" => {
+                    // §4.3.3.3: before the first segment and before any EXT-X-DISCONTINUITY
+                    // (both are in `started`).
+                    if started || p.skipped.is_some() {
+                        return Err("EXT-X-DISCONTINUITY-SEQUENCE must appear before the first segment and any EXT-X-DISCONTINUITY (§4.3.3.3)".into());
+                    }
+                    p.discontinuity_sequence = int(value)?;
+                    p.has_discontinuity_sequence = true;
+                }
+                "#EXT-X-DISCONTINUITY" => {
+                    if !value.is_empty() || line.contains(':') {
+                        return Err("EXT-X-DISCONTINUITY takes no value".into());
+                    }
+                    if pending.discontinuity {
+                        return Err("two EXT-X-DISCONTINUITY tags for one segment".into());
+                    }
+                    if pending.duration.is_some() {
+                        return Err("EXT-X-DISCONTINUITY between EXTINF and its URI".into());
+                    }
+                    if !pending.parts.is_empty() {
+                        return Err(
+                            "EXT-X-DISCONTINUITY must precede the segment's first EXT-X-PART"
+                                .into(),
+                        );
+                    }
+                    pending.discontinuity = true;
                 }
                 "#EXT-X-PLAYLIST-TYPE" => match value {
                     "EVENT" | "VOD" => p.playlist_type = Some(value.to_owned()),
@@ -301,5 +334,6 @@ pub(super) fn parse(text: &str) -> Result<MediaPlaylist, Error> {
     }
     p.trailing_pdt_ms = pending.pdt_ms;
     p.trailing_parts = pending.parts;
+    p.trailing_discontinuity = pending.discontinuity;
     Ok(p)
 }
