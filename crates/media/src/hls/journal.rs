@@ -220,7 +220,7 @@ mod tests {
             2
         );
         // Out of order, or damaged: the run before it is kept.
-        let mut text = render(&[e.clone()]);
+        let mut text = render(std::slice::from_ref(&e));
         text.push_str("s 2 1 1 1 0 0000000000000000\ns 1 1 1 1 0 0000000000000000\n");
         let j = parse(&text);
         assert_eq!((j.entries.len(), j.unusable), (1, 2));
