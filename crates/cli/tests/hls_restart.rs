@@ -178,6 +178,16 @@ async fn restart_keeps_every_hls_url_and_the_whole_replay() {
         "numbering goes on after a restart: next msn {} after {run1_segments} segments",
         live.next_msn()
     );
+    // live.m3u8 lists run 1's last segments, then the discontinuity where run 2 starts.
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            let p = playlist(&format!("{hls}/live.m3u8")).await;
+            let listed = p.segments.iter().any(|s| s.discontinuity);
+            (listed || p.trailing_discontinuity) && p.media_sequence == 0
+        })
+        .await,
+        "live.m3u8 shows the restart as EXT-X-DISCONTINUITY"
+    );
     let (s, v) = api(
         "POST",
         &format!("{base}/api/spaces/{id}/resume"),

@@ -193,17 +193,25 @@ impl Hls {
             &dir.join(JOURNAL),
             journal::render(&restored.entries).as_bytes(),
         )?;
-        let init = Bytes::from(fmp4::init_segment(track));
-        // init.mp4 is a function of the track (channels, pre-skip, rate), which one build
-        // never changes; a different one from an earlier run would make old segments
-        // undecodable under the one URL, so say so loudly.
+        // One URL, one body: init.mp4 stays what the first run wrote. It is a function of the
+        // track (one channel, pre-skip, 48 kHz, track 1); a later build could only change the
+        // pre-skip, which trims the start of the track and nothing after it, so the earlier
+        // run's init section decodes the later runs' segments just as well.
+        let made = Bytes::from(fmp4::init_segment(track));
         let init_path = dir.join("init.mp4");
-        match std::fs::read(&init_path) {
-            Ok(old) if old != init => tracing::error!(dir = %dir.display(),
-                "init.mp4 differs from the earlier run's: segments of the earlier run will not decode with it"),
-            Ok(_) => {}
-            Err(_) => write_atomically(&init_path, &init)?,
-        }
+        let init = match std::fs::read(&init_path) {
+            Ok(old) if !old.is_empty() => {
+                if old != made {
+                    tracing::warn!(dir = %dir.display(),
+                        "init.mp4 of this build differs from the earlier run's; serving the earlier one");
+                }
+                Bytes::from(old)
+            }
+            _ => {
+                write_atomically(&init_path, &made)?;
+                made
+            }
+        };
         let rendition = restored.rendition;
         let playlists = render(&rendition, None);
         let (changed, _) = watch::channel(0);
@@ -585,5 +593,78 @@ impl Packager {
         if let Some(t) = self.disk_thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track() -> Track {
+        Track {
+            channels: 1,
+            pre_skip: 312,
+            input_sample_rate: 48_000,
+            track_id: fmp4::TRACK_ID,
+        }
+    }
+
+    fn entry(msn: u64, hash: u64) -> Entry {
+        Entry {
+            msn,
+            duration: Duration::from_secs(2),
+            pdt_unix_ms: 1_717_000_000_000 + msn * 2000,
+            parts: 5,
+            discontinuity: false,
+            hash,
+        }
+    }
+
+    /// A directory an earlier run left: its journal is continued (a line cut by a crash
+    /// dropped), segment files it does not list are removed (their numbers are given again),
+    /// init.mp4 keeps the earlier run's bytes, and a file served from disk must match its hash.
+    #[test]
+    fn a_restart_continues_the_journal() {
+        let dir = std::env::temp_dir().join(format!("tribune-hls-restore-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let entries: Vec<Entry> = (0..3)
+            .map(|m| entry(m, fnv1a(format!("seg{m}").as_bytes())))
+            .collect();
+        let mut text = journal::render(&entries);
+        text.push_str("s 3 2000000 17"); // cut by a crash
+        std::fs::write(dir.join(JOURNAL), &text).unwrap();
+        for m in 0..3 {
+            std::fs::write(dir.join(format!("{m}.m4s")), format!("seg{m}")).unwrap();
+        }
+        std::fs::write(dir.join("3.m4s"), "orphan").unwrap();
+        std::fs::write(dir.join("init.mp4"), "earlier init").unwrap();
+
+        let h = Hls::new(&track(), hls::Config::default(), 32_000, dir.clone()).unwrap();
+        assert_eq!(&h.init[..], b"earlier init");
+        assert!(!dir.join("3.m4s").exists(), "the orphan is gone");
+        assert_eq!(
+            std::fs::read_to_string(dir.join(JOURNAL)).unwrap(),
+            journal::render(&entries)
+        );
+        assert_eq!(
+            h.state.lock().rendition.next_part(),
+            PartId { msn: 3, part: 0 }
+        );
+        assert_eq!(h.continuation(), (16, 3 * 2 * 48_000));
+        match h.segment(1) {
+            Lookup::Disk(p, hash) => {
+                assert_eq!(p, dir.join("1.m4s"));
+                assert_eq!(hash, fnv1a(b"seg1"));
+            }
+            _ => panic!("segment 1 is on disk"),
+        }
+        let dvr = h.playlists().dvr.body;
+        let dvr = std::str::from_utf8(&dvr).unwrap();
+        assert!(
+            dvr.contains("seg/2.m4s") && !dvr.contains("DISCONTINUITY"),
+            "{dvr}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
