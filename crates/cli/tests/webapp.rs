@@ -124,6 +124,9 @@ async fn pages_and_assets() {
     )
     .await;
     assert_eq!(header(&gz, "content-encoding"), "gzip");
+    // One strong ETag per representation (RFC 9110 §8.8.3).
+    let gz_etag = header(&gz, "etag");
+    assert_ne!(gz_etag, etag);
     let gz = gz.bytes().await.unwrap();
     assert!(
         gz.len() < plain.len() / 2,
@@ -142,6 +145,25 @@ async fn pages_and_assets() {
     )
     .await;
     assert_eq!(r.status().as_u16(), 304);
+    let r = get(
+        &format!("{base}/app/space.js"),
+        &[
+            ("if-none-match", gz_etag.as_str()),
+            ("accept-encoding", "gzip"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 304);
+    let r = get(
+        &format!("{base}/app/space.js"),
+        &[("if-none-match", gz_etag.as_str())],
+    )
+    .await;
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "the gzip ETag does not validate identity"
+    );
     let r = get(&format!("{base}/app/hls.light.min.mjs"), &[]).await;
     assert!(header(&r, "cache-control").contains("max-age=86400"));
 

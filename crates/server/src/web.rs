@@ -60,10 +60,12 @@ assets! {
     "hls.js-LICENSE.txt" "text/plain; charset=utf-8" "vendor/hls.js-LICENSE.txt" true,
 }
 
-/// Per asset: its gzip encoding and ETag, computed on first use.
+/// Per asset: its gzip encoding and the ETags of both encodings, computed on first use (a
+/// strong ETag names one representation, so the two differ: RFC 9110 §8.8.3).
 struct Prepared {
     gzip: Vec<u8>,
     etag: String,
+    etag_gzip: String,
 }
 
 fn prepared(i: usize) -> &'static Prepared {
@@ -71,9 +73,11 @@ fn prepared(i: usize) -> &'static Prepared {
     let cells = CELLS.get_or_init(|| ASSETS.iter().map(|_| OnceLock::new()).collect());
     cells[i].get_or_init(|| {
         let body = ASSETS[i].body;
+        let hash = fnv1a(body);
         Prepared {
             gzip: gzip::compress(body),
-            etag: format!("\"{:016x}\"", fnv1a(body)),
+            etag: format!("\"{hash:016x}\""),
+            etag_gzip: format!("\"{hash:016x}-gz\""),
         }
     })
 }
@@ -86,15 +90,17 @@ fn serve(i: usize, status: StatusCode, headers: &HeaderMap) -> Response {
     } else {
         "no-cache"
     };
+    let gz = accepts_gzip(headers) && !p.gzip.is_empty();
+    let etag = if gz { &p.etag_gzip } else { &p.etag };
     let mut resp = if status == StatusCode::OK
         && headers
             .get(header::IF_NONE_MATCH)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|t| t.trim() == p.etag || t.trim() == "*"))
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     {
         StatusCode::NOT_MODIFIED.into_response()
-    } else if accepts_gzip(headers) && !p.gzip.is_empty() {
-        let mut r = (status, p.gzip.clone()).into_response();
+    } else if gz {
+        let mut r = (status, &p.gzip[..]).into_response();
         r.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         r
@@ -109,7 +115,7 @@ fn serve(i: usize, status: StatusCode, headers: &HeaderMap) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    if let Ok(v) = HeaderValue::from_str(&p.etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
     if a.mime.starts_with("text/html") {
