@@ -444,3 +444,96 @@ fn vary(h: &reqwest::header::HeaderMap) -> String {
         .unwrap_or("")
         .to_lowercase()
 }
+
+/// `part/{msn}.{i}.m4s` → (msn, i).
+fn part_of(uri: &str) -> Option<(u64, u32)> {
+    let name = tribune_media::hls::name::part_name(uri.strip_prefix("part/")?)?;
+    Some((name.msn, name.part))
+}
+
+/// Killed (SIGKILL) in the middle of a segment whose parts were served: the restarted server
+/// rebuilds that segment from the parts it had journaled and numbers new audio after it, so
+/// no URL served before the kill serves anything else after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_segment_reuses_no_url() {
+    let mut server = ServerProc::start("hls-kill", &SECRET);
+    let dir = server.data_dir.clone();
+    let (id, host) = create_space(&server.base, "kill").await;
+    let tok = mint(&server.base, &id, &host, "speaker", "A").await;
+    let mut a = speak(
+        &format!("{}/api/spaces/{id}/whip", server.base),
+        &tok,
+        440,
+        5,
+        &dir.join("a.wav"),
+    );
+    let hls = format!("{}/spaces/{id}/hls", server.base);
+    let mut seen = Seen::default();
+    crawl_while(&mut seen, &hls, &mut a).await;
+    wait_ok(a, "speaker");
+    // Parts of the open segment, fetched: the hinted one is held until it exists.
+    let (live, _) = seen.crawl(&hls).await;
+    let open_msn = live.next_msn();
+    let open_parts: Vec<u32> = seen
+        .by_url
+        .keys()
+        .filter_map(|u| part_of(u))
+        .filter(|(m, _)| *m == open_msn)
+        .map(|(_, p)| p)
+        .collect();
+    assert!(
+        !open_parts.is_empty(),
+        "parts of the open msn {open_msn} were served"
+    );
+    // Kill once the disk has every object served so far (a deadline, not a timing: the disk
+    // thread writes each part as it is made).
+    let fetched: Vec<String> = seen.by_url.keys().cloned().collect();
+    let journal_path = dir.join("hls").join(&id).join("segments.log");
+    let on_disk = eventually(Duration::from_secs(10), async || {
+        let j = tribune_media::hls::journal::parse(
+            &std::fs::read_to_string(&journal_path).unwrap_or_default(),
+        );
+        let done = j.entries.len() as u64;
+        fetched.iter().all(|u| match part_of(u) {
+            Some((m, p)) => m < done || (m == done && (p as usize) < j.open.len()),
+            None => u
+                .strip_prefix("seg/")
+                .and_then(tribune_media::hls::name::segment_name)
+                .is_none_or(|m| m < done),
+        })
+    })
+    .await;
+    assert!(on_disk, "every served object is journaled");
+    server.kill9();
+
+    let server = ServerProc::start_in(dir.clone(), &SECRET);
+    let hls = format!("{}/spaces/{id}/hls", server.base);
+    seen.refetch_all(&hls).await;
+    let (live, dvr) = seen.crawl(&hls).await;
+    assert!(
+        live.next_msn() > open_msn,
+        "new audio is numbered after msn {open_msn}"
+    );
+    // The killed run's open segment is a segment now, made of the parts that were served.
+    let rebuilt = dvr
+        .segment(open_msn)
+        .expect("the open segment is in the replay");
+    assert!(!rebuilt.discontinuity);
+    let (s, _, seg) = get(&format!("{hls}/seg/{open_msn}.m4s")).await;
+    assert_eq!(s, 200);
+    let mut served = Vec::new();
+    for p in 0.. {
+        match seen.by_url.get(&format!("part/{open_msn}.{p}.m4s")) {
+            Some(b) => served.extend_from_slice(b),
+            None => break,
+        }
+    }
+    assert!(
+        !served.is_empty() && seg.starts_with(&served),
+        "segment {open_msn} holds the parts served before the kill"
+    );
+    if dvr.segment(open_msn + 1).is_some() {
+        assert!(dvr.segment(open_msn + 1).is_some_and(|s| s.discontinuity));
+    }
+    seen.refetch_all(&hls).await;
+}

@@ -36,6 +36,8 @@ use crate::gzip::{self, fnv1a};
 
 /// The segment journal's file name in a rendition's directory.
 pub const JOURNAL: &str = "segments.log";
+/// The side file holding the parts of the open segment, for a run killed mid-segment.
+pub const OPEN_PARTS: &str = "open.m4s";
 
 /// Segments kept in memory besides those `live.m3u8` lists (older ones are served from disk).
 const EXTRA_SEGMENTS_IN_MEMORY: usize = 2;
@@ -98,10 +100,15 @@ struct State {
     playlists: Playlists,
 }
 
-/// Work for the disk thread, in order: a file to write, then lines for the journal.
+/// Work for the disk thread, in order: a file to write, a part to append to the open
+/// segment's side file, lines for the journal, and whether the side file starts over (its
+/// segment is complete and journaled).
+#[derive(Default)]
 struct DiskJob {
     file: Option<(PathBuf, Bytes)>,
+    part: Option<Bytes>,
     journal: String,
+    open_done: bool,
 }
 
 /// The HLS side of one space, shared by the packager and the HTTP handlers.
@@ -141,6 +148,38 @@ struct Restored {
     entries: Vec<Entry>,
 }
 
+/// The segment that was open when an earlier run was killed, rebuilt from the parts it had
+/// journaled (those whose bytes in the side file check out, in order), written as that
+/// segment's file. Its parts were served; its number must not go to new audio.
+fn recover_open(dir: &Path, open: &[journal::PartEntry]) -> std::io::Result<Option<Entry>> {
+    if open.is_empty() {
+        return Ok(None);
+    }
+    let side = match std::fs::read(dir.join(OPEN_PARTS)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut at = 0usize;
+    let mut kept = 0;
+    for p in open {
+        let end = usize::try_from(p.len).ok().and_then(|n| at.checked_add(n));
+        match end.and_then(|end| side.get(at..end).map(|b| (end, b))) {
+            Some((end, bytes)) if fnv1a(bytes) == p.hash => {
+                at = end;
+                kept += 1;
+            }
+            _ => break,
+        }
+    }
+    let bytes = &side[..at];
+    let Some(e) = journal::segment_of(&open[..kept], fnv1a(bytes)) else {
+        return Ok(None);
+    };
+    write_atomically(&dir.join(format!("{}.m4s", e.msn)), bytes)?;
+    Ok(Some(e))
+}
+
 /// Reads the journal in `dir` (none: a new rendition) and drops segment files it does not
 /// list (left by a crash between a segment's file and its journal line, or by a damaged
 /// journal): their numbers are given again, so their files must not outlive the journal.
@@ -154,6 +193,12 @@ fn restore(dir: &Path, cfg: hls::Config) -> std::io::Result<Restored> {
     if j.unusable > 0 {
         tracing::warn!(dir = %dir.display(), lines = j.unusable,
             "HLS journal: lines after segment {} unusable; continuing from there", j.entries.len());
+    }
+    let mut j = j;
+    if let Some(e) = recover_open(dir, &j.open)? {
+        tracing::warn!(dir = %dir.display(), msn = e.msn, parts = e.parts,
+            "HLS: the segment open when the earlier run stopped is rebuilt from its parts");
+        j.entries.push(e);
     }
     let next = j.entries.len() as u64;
     if let Ok(files) = std::fs::read_dir(dir) {
@@ -193,6 +238,11 @@ impl Hls {
             &dir.join(JOURNAL),
             journal::render(&restored.entries).as_bytes(),
         )?;
+        // Its parts are in a segment now (or lost): this run's open segment starts afresh.
+        match std::fs::remove_file(dir.join(OPEN_PARTS)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         // One URL, one body: init.mp4 stays what the first run wrote. It is a function of the
         // track (one channel, pre-skip, 48 kHz, track 1); a later build could only change the
         // pre-skip, which trims the start of the track and nothing after it, so the earlier
@@ -313,6 +363,28 @@ impl Hls {
         let mut s = self.state.lock();
         let id = s.rendition.push_part(duration, pdt_ms);
         let hash = fnv1a(&bytes);
+        let discontinuity = s
+            .rendition
+            .open_segment()
+            .filter(|o| o.msn == id.msn)
+            .or_else(|| s.rendition.segments().nth(id.msn as usize))
+            .is_some_and(|seg| seg.discontinuity);
+        let line = journal::PartEntry {
+            msn: id.msn,
+            part: id.part,
+            duration: Duration::from_micros(duration.as_micros() as u64),
+            pdt_unix_ms: pdt_ms,
+            discontinuity,
+            len: bytes.len() as u64,
+            hash,
+        }
+        .line();
+        // Best effort: a part the disk thread misses only shortens what a crash recovers.
+        let _ = disk.try_send(DiskJob {
+            part: Some(bytes.clone()),
+            journal: line,
+            ..DiskJob::default()
+        });
         s.parts.insert(
             id,
             Object {
@@ -355,6 +427,8 @@ impl Hls {
         let job = DiskJob {
             file: Some((self.segment_path(msn), seg.clone())),
             journal: std::mem::take(&mut s.unjournaled),
+            open_done: true,
+            ..DiskJob::default()
         };
         // Never block the pager on the disk: with the queue full the segment's file is lost
         // (it is served from memory while in the window) but its journal line is kept for the
@@ -405,8 +479,8 @@ impl Hls {
         s.playlists = render(&s.rendition, None);
         let journal = std::mem::take(&mut s.unjournaled);
         let mut jobs = vec![DiskJob {
-            file: None,
             journal,
+            ..DiskJob::default()
         }];
         if ending {
             // The replay outlives the process: its playlists (and their gzip encodings) go to
@@ -446,7 +520,7 @@ impl Hls {
 fn file_job(path: PathBuf, bytes: Bytes) -> DiskJob {
     DiskJob {
         file: Some((path, bytes)),
-        journal: String::new(),
+        ..DiskJob::default()
     }
 }
 
@@ -468,32 +542,64 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// The disk thread: segment files, then their journal lines, in order.
-fn disk_loop(journal_path: PathBuf, rx: crossbeam_channel::Receiver<DiskJob>) {
-    let mut journal = None;
+/// An append-mode file, opened on first use (errors logged, then retried next time).
+struct Appender {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Appender {
+    fn new(path: PathBuf) -> Appender {
+        Appender { path, file: None }
+    }
+
+    fn file(&mut self) -> Option<&mut std::fs::File> {
+        if self.file.is_none() {
+            self.file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(
+                    |e| tracing::error!(path = %self.path.display(), error = %e, "cannot open"),
+                )
+                .ok();
+        }
+        self.file.as_mut()
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        if let Some(f) = self.file()
+            && let Err(e) = f.write_all(bytes)
+        {
+            tracing::error!(path = %self.path.display(), error = %e, "cannot append");
+        }
+    }
+}
+
+/// The disk thread: segment files, the open segment's parts, then their journal lines, in
+/// order, so a journal line always names bytes already written.
+fn disk_loop(dir: PathBuf, rx: crossbeam_channel::Receiver<DiskJob>) {
+    let mut journal = Appender::new(dir.join(JOURNAL));
+    let mut open = Appender::new(dir.join(OPEN_PARTS));
     for job in rx.iter() {
         if let Some((path, bytes)) = &job.file
             && let Err(e) = std::fs::write(path, bytes)
         {
             tracing::error!(path = %path.display(), error = %e, "cannot write HLS segment");
         }
-        if job.journal.is_empty() {
-            continue;
+        if let Some(part) = &job.part {
+            open.append(part);
         }
-        if journal.is_none() {
-            journal = std::fs::OpenOptions::new()
-                .append(true)
-                .open(&journal_path)
-                .map_err(|e| tracing::error!(error = %e, "cannot open the HLS journal"))
-                .ok();
+        if !job.journal.is_empty() {
+            journal.append(job.journal.as_bytes());
         }
-        if let Some(f) = &mut journal
-            && let Err(e) = f.write_all(job.journal.as_bytes())
+        if job.open_done
+            && let Some(f) = open.file()
         {
-            tracing::error!(error = %e, "cannot append to the HLS journal");
+            let _ = f.set_len(0);
         }
     }
-    if let Some(f) = journal {
+    if let Some(f) = journal.file.take() {
         let _ = f.sync_all();
     }
 }
@@ -516,10 +622,10 @@ impl Packager {
     pub fn new(hls: Arc<Hls>) -> std::io::Result<Packager> {
         std::fs::create_dir_all(&hls.dir)?;
         let (disk, rx) = crossbeam_channel::bounded::<DiskJob>(64);
-        let journal_path = hls.dir.join(JOURNAL);
+        let dir = hls.dir.clone();
         let disk_thread = std::thread::Builder::new()
             .name("hls-disk".into())
-            .spawn(move || disk_loop(journal_path, rx))?;
+            .spawn(move || disk_loop(dir, rx))?;
         let part_samples = hls.cfg.part_target.as_millis() as u64 * 48;
         let (sequence, decode_time) = hls.continuation();
         Ok(Packager {
@@ -665,6 +771,73 @@ mod tests {
             dvr.contains("seg/2.m4s") && !dvr.contains("DISCONTINUITY"),
             "{dvr}"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
+mod recover_tests {
+    use super::*;
+
+    /// A run killed mid-segment: the parts it journaled (and whose bytes check out) become
+    /// that segment, so its number is not given to new audio.
+    #[test]
+    fn a_killed_run_leaves_its_open_segment_rebuilt() {
+        let dir = std::env::temp_dir().join(format!("tribune-hls-open-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let seg0 = Entry {
+            msn: 0,
+            duration: Duration::from_secs(2),
+            pdt_unix_ms: 1_717_000_000_000,
+            parts: 5,
+            discontinuity: false,
+            hash: fnv1a(b"seg0"),
+        };
+        std::fs::write(dir.join("0.m4s"), "seg0").unwrap();
+        let mut text = journal::render(std::slice::from_ref(&seg0));
+        let mut side = Vec::new();
+        for (i, body) in [&b"part-a"[..], b"part-b", b"part-c"]
+            .into_iter()
+            .enumerate()
+        {
+            text.push_str(
+                &journal::PartEntry {
+                    msn: 1,
+                    part: i as u32,
+                    duration: Duration::from_millis(400),
+                    pdt_unix_ms: 1_717_000_002_000 + i as u64 * 400,
+                    discontinuity: false,
+                    len: body.len() as u64,
+                    hash: fnv1a(body),
+                }
+                .line(),
+            );
+            // The third part's bytes did not all reach the disk.
+            side.extend_from_slice(if i == 2 { &body[..3] } else { body });
+        }
+        std::fs::write(dir.join(JOURNAL), &text).unwrap();
+        std::fs::write(dir.join(OPEN_PARTS), &side).unwrap();
+        let track = Track {
+            channels: 1,
+            pre_skip: 312,
+            input_sample_rate: 48_000,
+            track_id: fmp4::TRACK_ID,
+        };
+        let h = Hls::new(&track, hls::Config::default(), 32_000, dir.clone()).unwrap();
+        assert_eq!(std::fs::read(dir.join("1.m4s")).unwrap(), b"part-apart-b");
+        assert!(!dir.join(OPEN_PARTS).exists());
+        assert_eq!(
+            h.state.lock().rendition.next_part(),
+            PartId { msn: 2, part: 0 }
+        );
+        let j = journal::parse(&std::fs::read_to_string(dir.join(JOURNAL)).unwrap());
+        assert_eq!(j.entries.len(), 2);
+        assert_eq!(
+            (j.entries[1].parts, j.entries[1].duration, j.entries[1].hash),
+            (2, Duration::from_millis(800), fnv1a(b"part-apart-b"))
+        );
+        assert!(j.open.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
