@@ -276,6 +276,13 @@ async fn restart_keeps_every_hls_url_and_the_whole_replay() {
         .map(|s| s.duration)
         .sum();
     let cut = ((run1 * 48_000.0) as usize).min(pcm.len());
+    eprintln!(
+        "restart: live {first_run:.2} + {second_run:.2} s; replay lists {total:.2} s, decodes to \
+         {decoded:.2} s; {} segments, run 2 from msn {run1_segments}; {} objects fetched, {} URLs",
+        dvr.segments.len(),
+        seen.fetched,
+        seen.by_url.len()
+    );
     let (before, after) = pcm.split_at(cut);
     assert!(tone_present(before, 440.0), "440 Hz in run 1");
     assert!(!tone_present(before, 660.0), "no 660 Hz in run 1");
