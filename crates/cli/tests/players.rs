@@ -265,6 +265,11 @@ async fn an_icecast_relay_carries_live_opus() {
         assert!(!log.contains(bad), "Icecast logged {bad:?}:\n{log}");
     }
     assert_both_tones(&out, 5.0, "the Icecast relay", &log);
+    // Icecast's own late-joiner framing (headers at 0 and 1, then its queue's pages with their
+    // numbers) reads as continuous to tribune's checker, and so does tribune's own stream.
+    let via_relay = report(listen(&relay, 4, &server.data_dir.join("l-relay.wav")));
+    assert_continuous(&via_relay);
+    assert_eq!(via_relay["header_ok"], true, "{via_relay}");
     stop(speakers);
 }
 
