@@ -10,6 +10,8 @@ cargo test --workspace
 # A real browser (headless Chromium + hls.js, MSE, low-latency mode) plays a space's LL-HLS.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 TRIBUNE_BIN=$PWD/target/debug/tribune node tests/browser/hls_browser.mjs
+# A plain <audio> element (Chromium's own Ogg demuxer and Opus decoder) plays live.opus.
+TRIBUNE_BIN=$PWD/target/debug/tribune node tests/browser/ogg_audio.mjs
 # The web app end to end: host, guest and listener in three headless Chromium processes with fake
 # microphones, in a private network namespace (screenshots in target/browser-artifacts/webapp).
 TRIBUNE_BIN=$PWD/target/debug/tribune tests/browser/run_webapp.sh

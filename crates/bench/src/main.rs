@@ -10,11 +10,13 @@
 //! - `pow`: what the shield's proof of work costs a client (native, and the web app's solver
 //!   under V8) and the server (per check).
 //! - `udp-junk`: server CPU and mixer late ticks while junk datagrams flood the media port.
+//! - `edge-latency`: what an nginx and a Varnish edge add to LL-HLS parts and blocking reloads.
 //!
 //! The network benchmarks start real `tribune` processes on loopback and stop everything they
 //! started by themselves: every phase is bounded in time, and every child is killed on drop.
 #![forbid(unsafe_code)]
 
+mod edge_latency;
 mod events;
 mod fanout;
 mod glass;
@@ -60,6 +62,8 @@ enum Command {
     UdpJunk(udp_junk::Args),
     /// Proof-of-work cost: native and web solve times, server check time.
     Pow(pow::Args),
+    /// Latency an nginx and a Varnish edge add to LL-HLS parts and blocking reloads.
+    EdgeLatency(edge_latency::Args),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +88,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::LateTicks(args) => runtime(args.client_threads)?.block_on(late_ticks::run(args)),
         Command::HlsServe(args) => runtime(args.client_threads)?.block_on(hls_serve::run(args)),
         Command::Glass(args) => runtime(2)?.block_on(glass::run(args)),
+        Command::EdgeLatency(args) => runtime(2)?.block_on(edge_latency::run(args)),
         Command::UdpJunk(args) => runtime(1)?.block_on(udp_junk::run(args)),
     }
 }

@@ -105,12 +105,31 @@ pub async fn run(
     run_observed(client, opts, &|_| {}, cancel).await
 }
 
-/// [`run`], calling `on_media` with the body size of each part and segment as it arrives (the
-/// load tester times a listener's first audio with it and sees one stall while it runs).
+/// Something that arrived, as the observer of [`run_observed`] sees it, the moment its body is
+/// complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival<'a> {
+    /// A part or segment.
+    Media {
+        /// Its URI as the playlist lists it.
+        uri: &'a str,
+        /// Its body size.
+        bytes: u64,
+    },
+    /// A media playlist.
+    Playlist {
+        /// Its delivery directives (`_HLS_msn=…&_HLS_part=…`), if any.
+        query: Option<&'a str>,
+    },
+}
+
+/// [`run`], calling `on_arrival` for each part, segment and playlist as it arrives (the load
+/// tester times a listener's first audio with it and sees one stall while it runs; the edge
+/// benchmark compares when the same object reaches listeners through different paths).
 pub async fn run_observed(
     client: &reqwest::Client,
     opts: Options,
-    on_media: &(dyn Fn(u64) + Sync),
+    on_media: &(dyn Fn(Arrival<'_>) + Sync),
     cancel: impl Future<Output = ()>,
 ) -> Report {
     let mut report = Report::default();
@@ -148,7 +167,7 @@ struct Listener<'a> {
     client: &'a reqwest::Client,
     url: Url,
     opts: &'a Options,
-    on_media: &'a (dyn Fn(u64) + Sync),
+    on_media: &'a (dyn Fn(Arrival<'_>) + Sync),
 }
 
 /// Why a request failed, as a [`Report::errors`] key.
@@ -221,6 +240,9 @@ impl Listener<'_> {
         let mut url = self.url.clone();
         url.set_query(query.as_deref());
         let body = self.get(url).await?;
+        (self.on_media)(Arrival::Playlist {
+            query: query.as_deref(),
+        });
         let text = std::str::from_utf8(&body).map_err(|_| "unparsable playlist".to_string())?;
         let playlist = validate::parse(text).map_err(|_| "unparsable playlist".to_string())?;
         let valid = validate::check(&playlist).is_ok();
@@ -280,7 +302,10 @@ impl Listener<'_> {
             };
             match self.get(url).await {
                 Ok(b) => {
-                    (self.on_media)(b.len() as u64);
+                    (self.on_media)(Arrival::Media {
+                        uri,
+                        bytes: b.len() as u64,
+                    });
                     got.push((*id, b.len() as u64));
                 }
                 Err(k) => return (got, Some(k)),

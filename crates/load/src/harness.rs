@@ -43,8 +43,20 @@ pub struct Space {
     pub host_token: String,
 }
 
-/// A child process killed on drop (a `tribune speak`).
+/// A child process killed on drop (a `tribune speak`, an edge server of a benchmark).
 pub struct Guard(Child);
+
+impl Guard {
+    /// Takes charge of `child`.
+    pub fn new(child: Child) -> Guard {
+        Guard(child)
+    }
+
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
 
 impl Drop for Guard {
     fn drop(&mut self) {

@@ -36,7 +36,10 @@ pub async fn run(ctx: &Ctx, k: usize, url: &str) -> Outcome {
     // them (it must be Sync), so they live here.
     let joining: Mutex<Option<Up>> = Mutex::new(Some(Up::new(&live.joining)));
     let connected: Mutex<Option<Up>> = Mutex::new(None);
-    let on_media = |bytes: u64| {
+    let on_media = |arrival: hls::Arrival<'_>| {
+        let hls::Arrival::Media { bytes, .. } = arrival else {
+            return;
+        };
         let t = start.elapsed().as_micros() as u64 + 1;
         live.bytes.fetch_add(bytes, Relaxed);
         seen.last.store(t, Relaxed);

@@ -6,7 +6,10 @@
 //! tell its duration, RFC 6716 §3.1). Under 500 bytes of state; time is an argument.
 //!
 //! What counts as a gap:
-//! - a page whose sequence number is not the previous page's of its serial plus one;
+//! - a page whose sequence number is not the previous page's of its serial plus one, except the
+//!   first page after an Ogg/Opus stream's two headers, which may jump ahead: a listener who
+//!   joins mid-stream gets the headers at sequence 0 and 1 (RFC 3533 §6) and then the live
+//!   pages with their own numbers, as Icecast and tribune send them;
 //! - in an Ogg/Opus stream (first packet `OpusHead`), an audio page whose granule position is
 //!   not the previous audio page's plus the samples of the packets completed in between (a page
 //!   skipped and the rest renumbered still shows here); an end-of-stream page may end short
@@ -71,6 +74,8 @@ struct Stream {
     /// Packets completed so far (the first two of an Opus stream are its headers).
     packets: u64,
     opus: bool,
+    /// A page after the headers was seen: from now on every page must follow by one.
+    audio_begun: bool,
 }
 
 impl Stream {
@@ -82,6 +87,7 @@ impl Stream {
             pending: 0,
             packets: 0,
             opus: false,
+            audio_begun: false,
         }
     }
 
@@ -305,8 +311,13 @@ impl Scanner {
         }
         self.current = index;
         let stream = &mut self.streams[index];
+        // The first page after an Opus stream's headers may jump ahead (a late join).
+        let after_headers = stream.opus && stream.packets == 2 && !stream.audio_begun;
+        stream.audio_begun |= stream.opus && stream.packets >= 2;
+        let jump = seq.wrapping_sub(stream.last_seq.unwrap_or(0));
         if let Some(last) = stream.last_seq
             && seq != last.wrapping_add(1)
+            && !(after_headers && jump != 0 && jump < 1 << 31)
         {
             self.stats.seq_gaps += 1;
             // Do not also count the granule jump this gap causes.

@@ -34,7 +34,7 @@ fn stream() -> (Vec<u8>, Vec<Vec<u8>>) {
         opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
     let silence = enc.encode_vec(&[0i16; 960], 400).unwrap();
     let mut w = OggOpusWriter::new(0x10ad, 1, 312, vec![]);
-    let head = w.header_pages(OggOpusWriter::FIRST_AUDIO_SEQ);
+    let head = w.header_pages();
     let pages = (0..PAGES)
         .map(|_| {
             for _ in 0..5 {

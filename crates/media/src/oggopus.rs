@@ -2,9 +2,14 @@
 //! of one logical stream.
 //!
 //! The live server shares audio pages between listeners who joined at different moments, so the
-//! writer separates the two header pages (made per listener by [`OggOpusWriter::header_pages`],
-//! numbered to sit right before the first shared audio page that listener gets) from the audio
-//! pages (made once by [`OggOpusWriter::flush`]).
+//! writer separates the two header pages ([`OggOpusWriter::header_pages`], the same bytes for
+//! every listener) from the audio pages (made once by [`OggOpusWriter::flush`]).
+//!
+//! The header pages are always numbered 0 and 1, as RFC 3533 §6 numbers the pages of a logical
+//! stream from 0: libogg readers (VLC, Icecast's relay) refuse a BOS page with any other number.
+//! A listener who joins mid-stream therefore sees a jump in the page sequence right after the
+//! headers (from 1 to the first shared page it gets). That jump is a hole every Ogg reader
+//! accepts; it is what Icecast itself sends to a listener who joins late.
 //!
 //! Granule positions follow RFC 7845 section 4: the total number of 48 kHz samples decoded up to
 //! the end of the last packet completed on the page, pre-skip samples included (they are decoded,
@@ -148,14 +153,12 @@ impl OggOpusWriter {
         self.next_seq
     }
 
-    /// The OpusHead page (BOS, sequence `first_audio_seq - 2`) followed by the OpusTags page
-    /// (sequence `first_audio_seq - 1`), both with granule 0, as bytes.
+    /// The OpusHead page (BOS, sequence 0) followed by the OpusTags page (sequence 1), both with
+    /// granule 0, as bytes.
     ///
-    /// A listener who starts at audio page `k` gets `header_pages(k)` and then the shared pages
-    /// from `k` on, which reads as one continuous stream. `first_audio_seq` below 2 is treated
-    /// as 2.
-    pub fn header_pages(&self, first_audio_seq: u32) -> Vec<u8> {
-        let first = first_audio_seq.max(Self::FIRST_AUDIO_SEQ);
+    /// A listener who starts at audio page `k` gets these and then the shared pages from `k` on:
+    /// one logical stream with a hole in the sequence after the headers when `k > 2`.
+    pub fn header_pages(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.head.len() + self.tags.len() + 2 * 300);
         let mut lacing = Vec::new();
         for (i, (packet, flags)) in [(&self.head, FLAG_BOS), (&self.tags, 0)]
@@ -165,7 +168,7 @@ impl OggOpusWriter {
             lacing.clear();
             ogg::lace(packet.len(), &mut lacing);
             // Both headers are bounded to one page above, so this cannot fail.
-            let seq = first - 2 + i as u32;
+            let seq = i as u32;
             if ogg::write_page(&mut out, flags, 0, self.serial, seq, &lacing, packet).is_err() {
                 debug_assert!(false, "header does not fit a page");
             }

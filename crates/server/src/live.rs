@@ -2,9 +2,15 @@
 //!
 //! The pager turns the mixer's 20 ms packets into Ogg pages every `page` interval (default
 //! 200 ms). Each page is encoded once into a [`Bytes`] and shared by every listener: a listener
-//! costs a reference count per page, not a copy or an encode. A new listener gets two small
-//! header pages numbered so that the shared pages follow without a sequence gap, then about a
-//! second of recent pages (so players start at once), then pages as they are made.
+//! costs a reference count per page, not a copy or an encode. A new listener gets the two header
+//! pages (OpusHead, OpusTags: sequence 0 and 1, the same bytes for everyone, made once), then
+//! about a second of recent pages (so players start at once), then pages as they are made.
+//!
+//! The shared pages keep their own sequence numbers, so a listener who joins mid-stream sees the
+//! sequence jump right after the headers. That is a hole every Ogg reader accepts and what
+//! Icecast sends; numbering the headers to precede the shared pages instead (sequence 10, 25…
+//! for the BOS page) is refused by libogg readers (VLC, an Icecast relay): RFC 3533 §6 numbers
+//! the pages of a logical stream from 0.
 //!
 //! Memory is bounded whatever the listeners do: pages sit in one [`broadcast`] ring; a listener
 //! that falls behind by more than the ring loses its place and is disconnected.
@@ -64,25 +70,23 @@ pub fn chunk_frame(data: &[u8]) -> Vec<u8> {
 
 /// What a new listener starts from.
 pub struct Subscription {
-    /// OpusHead + OpusTags pages numbered to precede `burst[0]` (or the next page).
+    /// The OpusHead + OpusTags pages (sequence 0 and 1), shared by every listener.
     pub head: Bytes,
     /// Recent pages, oldest first.
     pub burst: Vec<LivePage>,
     /// Pages to come.
     pub rx: broadcast::Receiver<LivePage>,
-    /// Sequence number of the next page `rx` will deliver.
-    pub next_seq: u32,
 }
 
 struct Ring {
     recent: VecDeque<LivePage>,
-    next_seq: u32,
     tx: Option<broadcast::Sender<LivePage>>,
 }
 
 /// The shared live stream of one space.
 pub struct LiveStream {
-    header: OggOpusWriter,
+    /// The two header pages, made once.
+    head: Bytes,
     ring: Mutex<Ring>,
     burst_pages: usize,
     capacity: usize,
@@ -98,10 +102,9 @@ impl LiveStream {
         let capacity = (slow.as_millis().div_ceil(per) as usize).max(4);
         let (tx, _) = broadcast::channel(capacity);
         LiveStream {
-            header,
+            head: Bytes::from(header.header_pages()),
             ring: Mutex::new(Ring {
                 recent: VecDeque::with_capacity(burst_pages + 1),
-                next_seq: 2,
                 tx: Some(tx),
             }),
             burst_pages,
@@ -115,18 +118,16 @@ impl LiveStream {
         let ring = self.ring.lock();
         let tx = ring.tx.as_ref()?;
         let burst: Vec<LivePage> = ring.recent.iter().cloned().collect();
-        let first = burst.first().map(|p| p.seq).unwrap_or(ring.next_seq);
         Some(Subscription {
-            head: self.header_pages(first),
+            head: self.head.clone(),
             burst,
             rx: tx.subscribe(),
-            next_seq: ring.next_seq,
         })
     }
 
-    /// The OpusHead and OpusTags pages numbered to precede the page with sequence `first`.
-    pub fn header_pages(&self, first: u32) -> Bytes {
-        Bytes::from(self.header.header_pages(first))
+    /// The OpusHead and OpusTags pages (sequence 0 and 1) every listener starts with.
+    pub fn header_pages(&self) -> Bytes {
+        self.head.clone()
     }
 
     /// Pages of recent audio a new listener starts with.
@@ -141,7 +142,6 @@ impl LiveStream {
 
     fn publish(&self, page: LivePage) {
         let mut ring = self.ring.lock();
-        ring.next_seq = page.last_seq.wrapping_add(1);
         if self.burst_pages > 0 {
             if ring.recent.len() == self.burst_pages {
                 ring.recent.pop_front();
@@ -260,9 +260,10 @@ mod tests {
         ))
     }
 
-    /// A late joiner's bytes parse as one stream: headers, then pages without a sequence gap.
+    /// A late joiner's bytes parse as one stream: headers at 0 and 1, then the shared pages
+    /// without a sequence gap among them.
     #[test]
-    fn late_joiner_gets_continuous_numbering() {
+    fn late_joiner_gets_headers_from_zero_then_continuous_pages() {
         let s = stream();
         let (tx, rx) = crossbeam_channel::unbounded();
         let w = OggOpusWriter::new(7, 1, 312, vec![]);
@@ -286,8 +287,8 @@ mod tests {
         for _ in 0..150 {
             tx.send(vec![0xF8, 0xFF, 0xFE]).unwrap();
         }
-        // Wait until the pager has published them all (the ring's next seq reaches 17).
-        while s.ring.lock().next_seq < 17 {
+        // Wait until the pager has published them all (the last page is number 16).
+        while s.ring.lock().recent.back().map(|p| p.last_seq) < Some(16) {
             std::thread::yield_now();
         }
         let mut sub = s.subscribe().unwrap();
@@ -312,8 +313,12 @@ mod tests {
             seqs.push(p.seq);
             packets.push_page(&p);
         }
-        assert_eq!(seqs[0] + 2, seqs[2], "headers precede the burst");
-        for w in seqs.windows(2) {
+        assert_eq!(
+            &seqs[..3],
+            &[0, 1, 12],
+            "headers at 0 and 1, then the burst"
+        );
+        for w in seqs[2..].windows(2) {
             assert_eq!(w[0] + 1, w[1], "no sequence gap in {seqs:?}");
         }
         let first = packets.next_packet().unwrap();
@@ -334,5 +339,65 @@ mod tests {
             p.chunk[5..].as_ptr(),
             "one buffer, no copy"
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever the cadence and whenever listeners join, every stream a listener gets
+        /// starts with the one BOS page, numbered 0, and OpusTags at 1 (RFC 3533 §6); the audio
+        /// pages after them follow one another without a gap.
+        #[test]
+        fn every_listener_stream_starts_at_sequence_zero(
+            page_packets in 1usize..60,
+            burst_ms in 0u64..3000,
+            joins in proptest::collection::vec(0usize..40, 1..6),
+        ) {
+            let page = Duration::from_millis(20 * page_packets as u64);
+            let s = LiveStream::new(
+                OggOpusWriter::new(7, 1, 312, vec![]),
+                page,
+                Duration::from_millis(burst_ms),
+                // Room for every page of the run: no listener lags out.
+                page * 256,
+            );
+            let mut w = OggOpusWriter::new(7, 1, 312, vec![]);
+            let mut subs = Vec::new();
+            for pages_before in joins {
+                for _ in 0..pages_before {
+                    for _ in 0..page_packets {
+                        w.push(&[0xF8, 0xFF, 0xFE], FRAME_SAMPLES as u32);
+                    }
+                    let p = w.flush(false).expect("a page");
+                    s.publish(to_live(p));
+                }
+                subs.push(s.subscribe().expect("open"));
+            }
+            for _ in 0..page_packets {
+                w.push(&[0xF8, 0xFF, 0xFE], FRAME_SAMPLES as u32);
+            }
+            s.publish(to_live(w.flush(true).expect("last page")));
+            s.close();
+            for mut sub in subs {
+                let mut bytes = sub.head.to_vec();
+                for p in &sub.burst {
+                    bytes.extend_from_slice(&p.bytes);
+                }
+                while let Ok(p) = sub.rx.try_recv() {
+                    bytes.extend_from_slice(&p.bytes);
+                }
+                let mut pages = PageReader::new();
+                pages.push(&bytes);
+                let mut seen = Vec::new();
+                while let Some(p) = pages.next_page().expect("valid pages") {
+                    seen.push((p.seq, p.bos()));
+                }
+                proptest::prop_assert!(seen.len() >= 3, "headers and at least one page");
+                proptest::prop_assert_eq!(seen[0], (0, true));
+                proptest::prop_assert_eq!(seen[1], (1, false));
+                proptest::prop_assert!(seen[2..].iter().all(|&(_, bos)| !bos));
+                for pair in seen[2..].windows(2) {
+                    proptest::prop_assert_eq!(pair[0].0 + 1, pair[1].0);
+                }
+            }
+        }
     }
 }

@@ -95,7 +95,7 @@ fn record(
         }
     };
     if mode == Mode::Create {
-        write(&mut file, &writer.header_pages(2), &mut failed);
+        write(&mut file, &writer.header_pages(), &mut failed);
     }
     for packet in rx.iter() {
         writer.push(&packet, FRAME_SAMPLES as u32);

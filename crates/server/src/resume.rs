@@ -295,7 +295,7 @@ mod tests {
     /// offset, sequence number and granule.
     fn stream(pages: u32, per_page: u32, eos: bool) -> (Vec<u8>, Vec<(u64, u32, u64)>) {
         let mut w = OggOpusWriter::new(SERIAL, 1, PRE_SKIP, vec![("TITLE".into(), "t".into())]);
-        let mut bytes = w.header_pages(OggOpusWriter::FIRST_AUDIO_SEQ);
+        let mut bytes = w.header_pages();
         let mut ends = Vec::new();
         for i in 0..pages {
             for _ in 0..per_page {
@@ -473,7 +473,7 @@ mod tests {
     #[test]
     fn a_packet_cut_between_two_pages_is_dropped_whole() {
         let mut w = OggOpusWriter::new(SERIAL, 1, PRE_SKIP, vec![]);
-        let mut bytes = w.header_pages(OggOpusWriter::FIRST_AUDIO_SEQ);
+        let mut bytes = w.header_pages();
         w.push(&PACKET, SAMPLES);
         bytes.extend_from_slice(&w.flush(false).unwrap().bytes);
         let kept = bytes.len() as u64;

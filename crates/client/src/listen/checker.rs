@@ -3,7 +3,10 @@
 //!
 //! What it checks (and counts, never aborting on):
 //! - the first page has BOS set, its packet is `OpusHead`, the next one `OpusTags`;
-//! - page sequence numbers increase by one (a later BOS page starts a new chained stream);
+//! - page sequence numbers increase by one (a later BOS page starts a new chained stream), but
+//!   for the first audio page after the headers, which may jump ahead: a listener who joins
+//!   mid-stream gets the headers at sequence 0 and 1 and then the live pages with their own
+//!   numbers (RFC 3533 allows the hole; Icecast and tribune send it);
 //! - each audio page's granule position equals the previous one plus the samples of the packets
 //!   completed in between;
 //! - page CRCs (a bad page is counted and skipped by the page reader);
@@ -67,6 +70,8 @@ pub struct StreamChecker {
     /// Chained streams seen after the first (a BOS page after the start begins one).
     chain: u64,
     last_seq: Option<u32>,
+    /// The OpusTags page was the last page: the next one may jump ahead in sequence.
+    after_headers: bool,
     last_granule: Option<u64>,
     /// Samples of the audio packets completed since the last granule.
     pending_samples: u64,
@@ -90,6 +95,7 @@ impl StreamChecker {
             head_seen_ok: false,
             chain: 0,
             last_seq: None,
+            after_headers: false,
             last_granule: None,
             pending_samples: 0,
             skip_left: 0,
@@ -147,11 +153,13 @@ impl StreamChecker {
         }
         if let Some(prev) = self.last_seq
             && !bos
+            && !(self.after_headers && seq_ahead(prev, page.seq))
             && page.seq != prev.wrapping_add(1)
         {
             self.stats.seq_gaps += 1;
         }
         self.last_seq = Some(page.seq);
+        self.after_headers = false;
 
         self.packets.push_page(page);
         while let Some(packet) = self.packets.next_packet() {
@@ -182,6 +190,7 @@ impl StreamChecker {
                     if self.chain == 0 && self.head_seen_ok {
                         self.stats.header_ok = true;
                     }
+                    self.after_headers = true;
                     return;
                 }
             }
@@ -255,6 +264,12 @@ pub(crate) fn packet_samples(data: &[u8]) -> Option<u32> {
     Some(frames * units * 120)
 }
 
+/// Whether `seq` comes after `prev` (in serial-number order, RFC 1982 style over 32 bits).
+fn seq_ahead(prev: u32, seq: u32) -> bool {
+    let d = seq.wrapping_sub(prev);
+    d != 0 && d < 1 << 31
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -288,7 +303,7 @@ pub(crate) mod tests {
     /// An Ogg/Opus stream: the header bytes, then each audio page's bytes.
     pub(crate) fn stream(packets: &[Vec<u8>]) -> (Vec<u8>, Vec<Vec<u8>>) {
         let mut w = OggOpusWriter::new(0x7417_0001, 1, PRE_SKIP, Vec::new());
-        let head = w.header_pages(OggOpusWriter::FIRST_AUDIO_SEQ);
+        let head = w.header_pages();
         let pages = packets
             .chunks(PER_PAGE)
             .map(|chunk| {
@@ -381,8 +396,8 @@ pub(crate) mod tests {
     fn late_join_with_fresh_headers_is_continuous() {
         let (_, pages) = stream(&encode_tone(440.0, 50));
         let w = OggOpusWriter::new(0x7417_0001, 1, PRE_SKIP, Vec::new());
-        // Join at audio page index 6, i.e. sequence number 8.
-        let head = w.header_pages(OggOpusWriter::FIRST_AUDIO_SEQ + 6);
+        // Join at audio page index 6, i.e. sequence number 8, after headers at 0 and 1.
+        let head = w.header_pages();
         let all: Vec<u8> = head
             .iter()
             .chain(pages[6..].iter().flatten())
@@ -390,11 +405,35 @@ pub(crate) mod tests {
             .collect();
         let (s, pcm) = check(&[&all]);
         assert!(s.header_ok);
-        assert_eq!(s.seq_gaps, 0);
+        assert_eq!(s.seq_gaps, 0, "the jump right after the headers is no gap");
         assert_eq!(s.granule_gaps, 0);
         assert_eq!(s.first_granule, Some(7 * 5 * 960));
         assert_eq!(s.audio_packets, 20);
         assert!(tone_present(&to_f32(&pcm), 440.0));
+    }
+
+    #[test]
+    fn a_gap_after_a_late_join_is_still_a_gap() {
+        let (_, pages) = stream(&encode_tone(440.0, 50));
+        let head = OggOpusWriter::new(0x7417_0001, 1, PRE_SKIP, Vec::new()).header_pages();
+        // Joined at page 6, then page 8 never came.
+        let all: Vec<u8> = head
+            .iter()
+            .chain(pages[6..8].iter().flatten())
+            .chain(pages[9..].iter().flatten())
+            .copied()
+            .collect();
+        let (s, _) = check(&[&all]);
+        assert_eq!((s.seq_gaps, s.granule_gaps), (1, 1));
+        // A first audio page numbered back into the headers is no join: a gap.
+        let mut reader = PageReader::new();
+        reader.push(&pages[0]);
+        let mut page = reader.next_page().unwrap().unwrap();
+        page.seq = 1;
+        let bad = page.to_bytes().unwrap();
+        let all: Vec<u8> = head.iter().chain(bad.iter()).copied().collect();
+        let (s, _) = check(&[&all]);
+        assert_eq!(s.seq_gaps, 1);
     }
 
     #[test]

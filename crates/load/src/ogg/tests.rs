@@ -39,12 +39,12 @@ fn pages_of(bytes: &[u8]) -> Vec<Page> {
     pages
 }
 
-/// A stream of `groups` (each flushed as one page, or more if it has over 255 lacing values),
-/// its headers numbered to precede the first audio page `first_seq`, as tribune's live stream
-/// does for a listener joining mid-stream. Returns its pages.
+/// A stream of `groups` (each flushed as one page, or more if it has over 255 lacing values):
+/// its headers at sequence 0 and 1, then audio pages from `first_seq`, as tribune's live stream
+/// (and Icecast) sends it to a listener joining mid-stream. Returns its pages.
 fn stream(groups: &[Vec<(Vec<u8>, u32)>], first_seq: u32, start_granule: u64) -> Vec<Page> {
     let mut w = OggOpusWriter::resume(7, 1, 312, vec![], first_seq, start_granule);
-    let mut bytes = w.header_pages(first_seq);
+    let mut bytes = w.header_pages();
     for group in groups {
         for (p, samples) in group {
             w.push(p, *samples);
@@ -94,12 +94,27 @@ fn a_whole_stream_has_no_gap() {
 
 #[test]
 fn joining_mid_stream_has_no_gap() {
-    // Headers numbered 98 and 99, then audio pages from 100 at granule 48 000 000.
+    // Headers at 0 and 1, then audio pages from 100 at granule 48 000 000.
     let pages = stream(&simple_groups(5), 100, 48_000_000);
-    assert_eq!(pages[0].seq, 98);
+    assert_eq!((pages[0].seq, pages[1].seq, pages[2].seq), (0, 1, 100));
     let stats = scan(&bytes_of(&pages), &[100]);
     assert_eq!(stats.gaps(), 0, "{stats:?}");
     assert_eq!(stats.audio_pages, 5);
+}
+
+#[test]
+fn after_a_late_join_a_dropped_page_is_a_gap() {
+    let mut pages = stream(&simple_groups(6), 100, 48_000_000);
+    pages.remove(4);
+    let stats = scan(&bytes_of(&pages), &[100]);
+    assert_eq!(stats.seq_gaps, 1, "{stats:?}");
+    // Only the first page after the headers may jump, and only ahead.
+    let mut back = stream(&simple_groups(3), 2, 0);
+    back[2].seq = 1;
+    for p in &mut back[3..] {
+        p.seq -= 1;
+    }
+    assert_eq!(scan(&bytes_of(&back), &[100]).seq_gaps, 1);
 }
 
 #[test]
@@ -243,10 +258,11 @@ proptest! {
         renumber in any::<bool>(),
     ) {
         let mut pages = build(&groups, 2);
-        // An audio page with a page after it that ends a packet (else nothing can tell).
+        // An audio page with a page after it that ends a packet (else nothing can tell), and
+        // not the first page after the headers (without it the stream reads as a late join).
         // Renumbered, the first audio page or one ending no packet leaves no trace.
         let first_audio = (2..pages.len()).find(|&i| pages[i].granule != u64::MAX);
-        let candidates: Vec<usize> = (2..pages.len() - 1)
+        let candidates: Vec<usize> = (3..pages.len() - 1)
             .filter(|&i| pages[i + 1..].iter().any(|p| p.granule != u64::MAX))
             .filter(|&i| {
                 !renumber || (pages[i].granule != u64::MAX && first_audio.is_some_and(|f| i > f))

@@ -8,6 +8,11 @@ use crate::synth::{Tone, goertzel_power};
 
 /// Parses a byte stream into packets, asserting it has no corrupt bytes and no page gaps.
 fn packets(bytes: &[u8]) -> (Vec<crate::ogg::Page>, Vec<Packet>) {
+    read(bytes, 0)
+}
+
+/// The pages and packets of `bytes`, which has `holes` jumps in its page sequence.
+fn read(bytes: &[u8], holes: u64) -> (Vec<crate::ogg::Page>, Vec<Packet>) {
     let mut r = PageReader::new();
     r.push(bytes);
     let mut pages = Vec::new();
@@ -16,7 +21,7 @@ fn packets(bytes: &[u8]) -> (Vec<crate::ogg::Page>, Vec<Packet>) {
         pr.push_page(&p);
         pages.push(p);
     }
-    assert_eq!(pr.gaps(), 0, "page sequence gap");
+    assert_eq!(pr.gaps(), holes, "page sequence gaps");
     assert_eq!(pr.discarded(), 0);
     let mut out = Vec::new();
     while let Some(p) = pr.next_packet() {
@@ -55,7 +60,7 @@ fn opus_tags_layout() {
 #[test]
 fn headers_from_the_start() {
     let w = OggOpusWriter::new(77, 1, 312, vec![("TITLE".into(), "space".into())]);
-    let (pages, pk) = packets(&w.header_pages(OggOpusWriter::FIRST_AUDIO_SEQ));
+    let (pages, pk) = packets(&w.header_pages());
     assert_eq!(pages.len(), 2);
     assert_eq!((pages[0].seq, pages[1].seq), (0, 1));
     assert!(pages[0].bos() && !pages[1].bos());
@@ -97,13 +102,16 @@ fn late_joiner_reads_one_continuous_stream() {
     // A listener joins at audio page k.
     let k = 6;
     let first = &shared[k];
-    let mut stream = w.header_pages(first.seq);
+    let mut stream = w.header_pages();
     for p in &shared[k..] {
         stream.extend_from_slice(&p.bytes);
     }
-    let (pages, pk) = packets(&stream);
+    // One hole, right after the headers; no packet is lost to it.
+    let (pages, pk) = read(&stream, 1);
     let seqs: Vec<u32> = pages.iter().map(|p| p.seq).collect();
-    let want: Vec<u32> = (first.seq - 2..=shared[9].last_seq).collect();
+    // Headers at 0 and 1 (RFC 3533 §6), then the shared pages with their own numbers.
+    let mut want: Vec<u32> = vec![0, 1];
+    want.extend(first.seq..=shared[9].last_seq);
     assert_eq!(seqs, want);
     assert!(pk[0].bos && pk[0].data.starts_with(b"OpusHead"));
     assert!(pk[1].data.starts_with(b"OpusTags"));
@@ -155,7 +163,7 @@ fn real_opus_stream_decodes() {
     let mut w = OggOpusWriter::new(5, 1, pre_skip, vec![]);
     let mut tone = Tone::new(440.0, 0.5);
     let mut pcm = [0.0f32; 960];
-    let mut bytes = w.header_pages(2);
+    let mut bytes = w.header_pages();
     for i in 0..50 {
         tone.fill(&mut pcm);
         let packet = enc.encode_vec_float(&pcm, 4000).unwrap();
@@ -185,7 +193,7 @@ fn real_opus_stream_decodes() {
 #[test]
 fn resume_continues_sequence_and_granule() {
     let mut w = OggOpusWriter::new(21, 1, 312, vec![("TITLE".into(), "t".into())]);
-    let mut bytes = w.header_pages(OggOpusWriter::FIRST_AUDIO_SEQ);
+    let mut bytes = w.header_pages();
     for i in 0..6u8 {
         w.push(&[0xf8, i], 960);
         w.push(&[0xf8, i, i], 960);
@@ -217,7 +225,7 @@ fn resume_continues_sequence_and_granule() {
     assert_eq!(granules, want);
     assert_eq!(pk.len(), 2 + 12 + 3);
     // Headers made by the resumed writer match the stream's own (serial, head).
-    let (_, hp) = packets(&r.header_pages(OggOpusWriter::FIRST_AUDIO_SEQ));
+    let (_, hp) = packets(&r.header_pages());
     assert_eq!(hp[0].data, pk[0].data);
 }
 
@@ -242,7 +250,7 @@ fn resumed_real_opus_stream_decodes_in_ffmpeg() {
     let mut enc = Encoder::new(48_000, Channels::Mono, Application::Voip).unwrap();
     let pre_skip = enc.get_lookahead().unwrap() as u16;
     let mut w = OggOpusWriter::new(SERIAL, 1, pre_skip, vec![]);
-    let mut file = w.header_pages(OggOpusWriter::FIRST_AUDIO_SEQ);
+    let mut file = w.header_pages();
     // 2 s in pages of 0.5 s, then half of a third-second page: the crash.
     let mut kept = (0, 0);
     for i in 0..125 {

@@ -143,12 +143,8 @@ impl Fanout {
         };
         let (inbox, rx) = mpsc::unbounded_channel();
         let load = Arc::new(AtomicUsize::new(1));
-        let window = window::Window::new(
-            self.stream.capacity(),
-            self.stream.burst_pages(),
-            sub.burst,
-            sub.next_seq,
-        );
+        let window =
+            window::Window::new(self.stream.capacity(), self.stream.burst_pages(), sub.burst);
         let shard = shard::Shard::new(
             window,
             self.fields.clone(),

@@ -58,10 +58,9 @@ enum Pumped {
     Gone(Gone),
 }
 
-/// The response head and header pages for listeners that start at one page, in one second.
+/// The response head and header pages for listeners that start in one second.
 struct Pre {
     second: u64,
-    seq: u32,
     bytes: Bytes,
 }
 
@@ -151,8 +150,8 @@ impl Shard {
 
     /// A new listener starts with its head, header pages and burst, written at once.
     fn add(&mut self, join: Join) {
-        let (start, seq) = self.window.start();
-        let pre = self.pre(join.http10, seq);
+        let start = self.window.start();
+        let pre = self.pre(join.http10);
         let cur = self.window.cursor(pre, start, !join.http10);
         self.conns.push(Conn {
             tcp: join.tcp,
@@ -171,15 +170,14 @@ impl Shard {
         self.count_sent(sent);
     }
 
-    /// The response head and header pages for a listener starting at page `seq` (shared by every
-    /// listener that starts there within the same second: the `date` is per second).
-    fn pre(&mut self, http10: bool, seq: u32) -> Bytes {
+    /// The response head and the header pages (shared by every listener that starts within the
+    /// same second: the `date` is per second).
+    fn pre(&mut self, http10: bool) -> Bytes {
         let now = SystemTime::now();
         let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let slot = &mut self.pre[usize::from(http10)];
         if let Some(p) = slot
             && p.second == second
-            && p.seq == seq
         {
             return p.bytes.clone();
         }
@@ -190,7 +188,7 @@ impl Shard {
         };
         let date = response::date(now);
         let mut out = response::head(http10, StatusCode::OK, &self.fields, framing, &date);
-        let pages = self.stream.header_pages(seq);
+        let pages = self.stream.header_pages();
         if http10 {
             out.extend_from_slice(&pages);
         } else {
@@ -199,7 +197,6 @@ impl Shard {
         let bytes = Bytes::from(out);
         *slot = Some(Pre {
             second,
-            seq,
             bytes: bytes.clone(),
         });
         bytes

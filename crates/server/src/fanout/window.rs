@@ -28,8 +28,6 @@ pub struct Window {
     keep: usize,
     /// Pages of recent audio a new listener starts with.
     burst: usize,
-    /// Ogg sequence number of the next page to come.
-    next_seq: u32,
     /// No page will come any more.
     closed: bool,
 }
@@ -62,16 +60,14 @@ pub enum Fill {
 }
 
 impl Window {
-    /// A window keeping `keep` pages (at least `burst`), starting with `recent` pages, before the
-    /// page numbered `next_seq`.
-    pub fn new(keep: usize, burst: usize, recent: Vec<LivePage>, next_seq: u32) -> Window {
+    /// A window keeping `keep` pages (at least `burst`), starting with `recent` pages.
+    pub fn new(keep: usize, burst: usize, recent: Vec<LivePage>) -> Window {
         let keep = keep.max(burst).max(1);
         let mut w = Window {
             pages: VecDeque::with_capacity(keep + 1),
             base: 0,
             keep,
             burst,
-            next_seq,
             closed: false,
         };
         for p in recent {
@@ -82,7 +78,6 @@ impl Window {
 
     /// A new page; the oldest leaves once more than `keep` are held.
     pub fn push(&mut self, page: LivePage) {
-        self.next_seq = page.last_seq.wrapping_add(1);
         self.pages.push_back(page);
         if self.pages.len() > self.keep {
             self.pages.pop_front();
@@ -111,12 +106,9 @@ impl Window {
         self.base + self.pages.len() as u64
     }
 
-    /// Where a listener joining now starts (up to `burst` pages back), and the sequence number
-    /// of that first page, which its header pages must precede.
-    pub fn start(&self) -> (u64, u32) {
-        let start = self.end() - self.pages.len().min(self.burst) as u64;
-        let seq = self.page(start).map_or(self.next_seq, |p| p.seq);
-        (start, seq)
+    /// Where a listener joining now starts (up to `burst` pages back).
+    pub fn start(&self) -> u64 {
+        self.end() - self.pages.len().min(self.burst) as u64
     }
 
     fn page(&self, i: u64) -> Option<&LivePage> {
@@ -225,11 +217,20 @@ mod tests {
         }
     }
 
+    /// The Ogg sequence number of the page at index `i`.
+    fn seq_at(w: &Window, i: u64) -> Option<u32> {
+        w.page(i).map(|p| p.seq)
+    }
+
     #[test]
     fn a_new_listener_gets_its_head_the_burst_then_each_page() {
-        let mut w = Window::new(5, 2, vec![page(2), page(3), page(4)], 5);
-        let (start, seq) = w.start();
-        assert_eq!(seq, 3, "two pages of burst: pages 3 and 4");
+        let mut w = Window::new(5, 2, vec![page(2), page(3), page(4)]);
+        let start = w.start();
+        assert_eq!(
+            seq_at(&w, start),
+            Some(3),
+            "two pages of burst: pages 3 and 4"
+        );
         let mut c = w.cursor(Bytes::from_static(b"HEAD"), start, false);
         for step in [1, 3, 1000] {
             let mut c2 = w.cursor(Bytes::from_static(b"HEAD"), start, false);
@@ -250,8 +251,8 @@ mod tests {
 
     #[test]
     fn chunked_listeners_get_chunks_and_the_last_chunk() {
-        let mut w = Window::new(5, 1, vec![page(2)], 3);
-        let (start, _) = w.start();
+        let mut w = Window::new(5, 1, vec![page(2)]);
+        let start = w.start();
         let mut c = w.cursor(Bytes::new(), start, true);
         let (got, _) = drain(&w, &mut c, 4);
         assert_eq!(got, b"a\r\n\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\r\n");
@@ -261,16 +262,20 @@ mod tests {
         assert_eq!(&got[got.len() - 5..], b"0\r\n\r\n");
         assert_eq!(end, Fill::Done);
         // An HTTP/1.0 listener just ends.
-        let mut raw = w.cursor(Bytes::new(), w.start().0, false);
+        let mut raw = w.cursor(Bytes::new(), w.start(), false);
         let (got, end) = drain(&w, &mut raw, 100);
         assert_eq!((got, end), (vec![3; 10], Fill::Done));
     }
 
     #[test]
     fn a_listener_whose_page_left_the_window_is_behind() {
-        let mut w = Window::new(3, 1, vec![], 0);
-        let (start, seq) = w.start();
-        assert_eq!(seq, 0, "no page yet: the head precedes the next one");
+        let mut w = Window::new(3, 1, vec![]);
+        let start = w.start();
+        assert_eq!(
+            seq_at(&w, start),
+            None,
+            "no page yet: the listener starts with the next one"
+        );
         let mut slow = w.cursor(Bytes::from_static(b"H"), start, false);
         let mut fast = w.cursor(Bytes::new(), start, false);
         w.push(page(0));
@@ -292,11 +297,15 @@ mod tests {
 
     #[test]
     fn the_burst_never_exceeds_what_is_kept() {
-        let w = Window::new(2, 4, (0..10).map(page).collect(), 10);
-        assert_eq!(w.start().1, 6, "keep is raised to the burst");
-        let mut r = Window::new(2, 1, vec![page(0)], 1);
+        let w = Window::new(2, 4, (0..10).map(page).collect());
+        assert_eq!(
+            seq_at(&w, w.start()),
+            Some(6),
+            "keep is raised to the burst"
+        );
+        let mut r = Window::new(2, 1, vec![page(0)]);
         r.reset();
         r.push(page(7));
-        assert_eq!(r.start().1, 7);
+        assert_eq!(seq_at(&r, r.start()), Some(7));
     }
 }

@@ -131,7 +131,10 @@ pub enum Error {
 impl MediaPlaylist {
     /// Msn of the segment after the last one listed: the open segment's, whose parts trail.
     pub fn next_msn(&self) -> u64 {
-        self.media_sequence + self.skipped.unwrap_or(0) + self.segments.len() as u64
+        // Saturating: the numbers come from a parsed playlist, which may say anything.
+        self.media_sequence
+            .saturating_add(self.skipped.unwrap_or(0))
+            .saturating_add(self.segments.len() as u64)
     }
 
     /// Total duration of the trailing parts.
