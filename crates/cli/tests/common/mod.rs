@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod netns;
+
 pub const ADMIN_KEY: &str = "test-operator-key";
 
 /// Path of the binary under test.
