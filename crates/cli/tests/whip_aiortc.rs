@@ -144,6 +144,10 @@ async fn aiortc_sendrecv_hears_the_mix_minus_not_itself() {
     assert!(r["frames_received"].as_u64().unwrap_or(0) > 100, "{r}");
     let answer = std::fs::read_to_string(dir.join("answer.sdp")).unwrap();
     assert!(answer.contains("a=sendrecv"), "{answer}");
+    assert!(
+        !answer.contains("trickle"),
+        "no trickle advertised: {answer}"
+    );
     let heard = ffmpeg_decode(&dir.join("aiortc-heard.wav"));
     assert!(
         tone_present(&heard, 660.0),
