@@ -356,7 +356,9 @@ impl DtlsInstance for Instance {
             self.start()?;
         }
         // str0m passes an empty packet to make a client start; OpenSSL starts on `drive`.
+        // After the end nothing is read any more, so nothing is kept either.
         if !packet.is_empty()
+            && self.state != State::Closed
             && let Some(s) = self.stream.as_mut()
         {
             s.get_mut().incoming.push_back(packet.to_vec());
