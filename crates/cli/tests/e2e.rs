@@ -127,6 +127,26 @@ async fn two_speakers_listeners_and_recording() {
             .unwrap()
             .contains("recording.opus")
     );
+    // So does WHIP (a speaker whose publisher reconnects after the end), with the JSON error.
+    let r = reqwest::Client::new()
+        .post(&whip)
+        .bearer_auth(&a_tok)
+        .header("content-type", "application/sdp")
+        .body("v=0\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 410);
+    assert_eq!(
+        r.headers()["link"].to_str().unwrap(),
+        format!("</spaces/{id}/recording.opus>; rel=\"alternate\"; type=\"audio/ogg\"")
+    );
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "gone", "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("recording.opus"),
+        "{v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

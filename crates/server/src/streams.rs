@@ -54,15 +54,19 @@ impl Drop for ListenerGuard {
 /// [`crate::plain`]) say so, so they answer byte for byte the same.
 const CLOSE: HeaderValue = HeaderValue::from_static("close");
 
-/// `410 Gone` for an ended space, with a `Link` to its recording.
-pub fn gone(id: &str) -> ApiError {
+/// `410 Gone` for an ended space, with a `Link` to its recording (live.opus and WHIP say the
+/// same; see [`gone`] for live.opus).
+pub fn ended(id: &str) -> ApiError {
     let url = format!("/spaces/{id}/recording.opus");
-    ApiError::gone(format!("this space has ended; its recording is at {url}"))
-        .with_header(
-            header::LINK,
-            &format!("<{url}>; rel=\"alternate\"; type=\"audio/ogg\""),
-        )
-        .with_header(header::CONNECTION, "close")
+    ApiError::gone(format!("this space has ended; its recording is at {url}")).with_header(
+        header::LINK,
+        &format!("<{url}>; rel=\"alternate\"; type=\"audio/ogg\""),
+    )
+}
+
+/// [`ended`], closing the connection as every live.opus answer does.
+pub fn gone(id: &str) -> ApiError {
+    ended(id).with_header(header::CONNECTION, "close")
 }
 
 /// Whether a new live.opus listener may come in. In order: `404` unknown space, `410` ended;

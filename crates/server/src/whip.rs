@@ -1,7 +1,11 @@
 //! WHIP ingest (RFC 9725): `POST` an SDP offer to `/api/spaces/{id}/whip`, get `201 Created`,
 //! a `Location` for the session and the SDP answer; `DELETE` the session to leave.
 //!
-//! - ICE-lite on one shared UDP port; the answer carries every candidate (no trickle).
+//! - ICE-lite on one shared UDP port; the answer carries every candidate (no trickle), in the
+//!   audio section; other sections are rejected, and an offer without BUNDLE is accepted
+//!   ([`crate::sdp::bundle`]).
+//! - DTLS on OpenSSL, so RSA as well as ECDSA peer certificates work ([`crate::rtc::dtls`]).
+//! - An ended space answers `410 Gone` with a `Link` to its recording, as live.opus does.
 //! - A `sendonly` offer (OBS, GStreamer, FFmpeg) gets a `recvonly` answer, as the RFC requires.
 //! - **Extension**: a `sendrecv` offer (the browser app, `tribune speak`) gets a `sendrecv`
 //!   answer and receives the speaker's mix-minus (everyone on stage but themselves) on the same
@@ -30,7 +34,7 @@ use crate::mixer::Control;
 use crate::rtc::session::Session;
 use crate::sdp::{Direction, inspect_offer};
 use crate::space::SessionEntry;
-use tribune_room::{Command, Role};
+use tribune_room::{Command, Lifecycle, Role};
 
 /// Mix-minus frames a session may have waiting (200 ms); more are dropped by the mixer.
 const MIX_MINUS_QUEUE: usize = 10;
@@ -186,8 +190,9 @@ fn with_cors(r: ApiResult<Response>) -> Response {
         (status = 403, description = "Operator key, another space's token, removed or banned, or \
             not on stage", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
-        (status = 409, description = "The space is not live (scheduled, interrupted or ended)", body = crate::openapi::ErrorBody),
-        (status = 410, description = "The space ended while the offer was being read", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The space is not live yet (scheduled) or not now (interrupted)", body = crate::openapi::ErrorBody),
+        (status = 410, description = "The space has ended; `Link` names its recording", body = crate::openapi::ErrorBody,
+            headers(("link" = String, description = "`</spaces/{id}/recording.opus>; rel=\"alternate\"; type=\"audio/ogg\"`"))),
         (status = 413, description = "The offer is larger than the body limit", body = crate::openapi::ErrorBody),
         (status = 415, description = "Content-Type is not application/sdp", body = crate::openapi::ErrorBody,
             headers(("accept" = String, description = "application/sdp"))),
@@ -220,6 +225,12 @@ async fn post_inner(
         }
     };
     check_member(&caller, &space)?;
+    // An ended space is gone for good, and its recording is where to go instead (RFC 9110
+    // §15.5.11), as live.opus answers; scheduled or interrupted ones stay 409 (not yet, or not
+    // now).
+    if space.lifecycle() == Lifecycle::Ended {
+        return Err(crate::streams::ended(&id));
+    }
     // The participant's current role in the room decides, not the role written in its token:
     // a speaker moved back to the audience cannot publish with its old token.
     space
@@ -258,16 +269,13 @@ async fn post_inner(
     let sdp = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::bad_request("the SDP offer is not UTF-8"))?;
     let direction = inspect_offer(sdp).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let offer = crate::sdp::parse_offer(sdp)
-        .map_err(|e| ApiError::bad_request(format!("malformed SDP offer: {e}")))?;
-    let mixer = space
-        .mixer()
-        .ok_or_else(|| ApiError::gone("this space has ended"))?;
+    let mixer = space.mixer().ok_or_else(|| crate::streams::ended(&id))?;
 
     let speaker: u64 = rand::random::<u64>() >> 1;
     let creds = str0m::IceCreds::new();
     let now = Instant::now();
     let mut rtc = Rtc::builder()
+        .set_crypto_provider(crate::rtc::dtls::provider())
         .clear_codecs()
         .enable_opus(true, false)
         .set_ice_lite(true)
@@ -282,10 +290,7 @@ async fn post_inner(
             Err(e) => return Err(ApiError::internal(format!("candidate {c}: {e}"))),
         }
     }
-    let answer = rtc
-        .sdp_api()
-        .accept_offer(offer)
-        .map_err(|e| ApiError::bad_request(format!("offer not acceptable: {e}")))?;
+    let answer = crate::sdp::bundle::negotiate(&mut rtc, sdp).map_err(ApiError::bad_request)?;
 
     let session_id = random_id(24);
     let close = CancellationToken::new();
@@ -330,7 +335,7 @@ async fn post_inner(
     tracing::info!(space = %id, sub = %claims.sub, session = %session_id, ?direction, "whip session created");
 
     let location = format!("/api/spaces/{id}/whip/{session_id}");
-    let mut resp = (StatusCode::CREATED, answer.to_sdp_string()).into_response();
+    let mut resp = (StatusCode::CREATED, answer).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

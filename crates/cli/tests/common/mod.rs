@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 pub mod crowd;
+pub mod netns;
 
 pub const ADMIN_KEY: &str = "test-operator-key";
 

@@ -1,6 +1,9 @@
 //! A first look at a WHIP offer, before str0m parses it in full: does it send Opus audio, and in
 //! which direction? This gives the client a precise 400 reason ("no Opus") instead of a generic
-//! negotiation failure, and tells whether the speaker wants the mix-minus back.
+//! negotiation failure, and tells whether the speaker wants the mix-minus back. [`bundle`]
+//! negotiates the offer with str0m and shapes the answer.
+
+pub mod bundle;
 
 /// Direction of the offer's audio section, from the offerer's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +23,7 @@ pub enum OfferError {
     NotSending(&'static str),
 }
 
-/// Parse an offer in full with str0m (what the WHIP handler does after [`inspect_offer`]).
+/// Parse an offer in full with str0m (what [`bundle::negotiate`] does after [`inspect_offer`]).
 pub fn parse_offer(sdp: &str) -> Result<str0m::change::SdpOffer, String> {
     str0m::change::SdpOffer::from_sdp_string(sdp).map_err(|e| e.to_string())
 }
