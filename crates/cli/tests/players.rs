@@ -101,6 +101,22 @@ fn run_then_interrupt(mut child: Child, run: Duration) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// ffmpeg reads 6 s of `url` into a 48 kHz mono WAV at `out`: whether it succeeded, and what it
+/// said (errors only).
+fn ffmpeg_record(url: &str, out: &Path) -> (bool, String) {
+    let ff = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-t", "6", "-i", url])
+        .args(["-ac", "1", "-ar", "48000", "-y"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ffmpeg is installed (scripts/packages.sh test)");
+    (
+        ff.status.success(),
+        String::from_utf8_lossy(&ff.stderr).into_owned(),
+    )
+}
+
 /// The decoded audio holds at least `seconds` and both speakers' tones.
 fn assert_both_tones(path: &Path, seconds: f64, who: &str, log: &str) {
     let pcm = ffmpeg_decode(path);
@@ -248,16 +264,9 @@ async fn an_icecast_relay_carries_live_opus() {
         icecast.error_log()
     );
     let out = server.data_dir.join("relay.wav");
-    let ff = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-t", "6", "-i", &relay])
-        .args(["-ac", "1", "-ar", "48000", "-y"])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .output()
-        .expect("ffmpeg");
-    let errors = String::from_utf8_lossy(&ff.stderr).into_owned();
+    let (ok, errors) = ffmpeg_record(&relay, &out);
     assert!(
-        ff.status.success() && errors.trim().is_empty(),
+        ok && errors.trim().is_empty(),
         "ffmpeg reads the relay without errors: {errors}"
     );
     let log = icecast.error_log();
@@ -306,15 +315,8 @@ async fn vlc_mpv_and_ffmpeg_play_the_hls_playlist() {
     assert_both_tones(&mpv_out, 5.0, "mpv (HLS)", &mpv_log);
 
     let ff_out = dir.join("ffmpeg.wav");
-    let ff = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-t", "6", "-i", &url])
-        .args(["-ac", "1", "-ar", "48000", "-y"])
-        .arg(&ff_out)
-        .stdin(Stdio::null())
-        .output()
-        .expect("ffmpeg");
-    let errors = String::from_utf8_lossy(&ff.stderr).into_owned();
-    assert!(ff.status.success(), "ffmpeg plays the playlist: {errors}");
+    let (ok, errors) = ffmpeg_record(&url, &ff_out);
+    assert!(ok, "ffmpeg plays the playlist: {errors}");
     assert_both_tones(&ff_out, 5.0, "ffmpeg (HLS)", &errors);
     stop(speakers);
 }

@@ -260,6 +260,18 @@ mod tests {
         ))
     }
 
+    /// Every byte a subscriber got: headers, burst, and what its channel holds.
+    fn received(sub: &mut Subscription) -> Vec<u8> {
+        let mut bytes = sub.head.to_vec();
+        for p in &sub.burst {
+            bytes.extend_from_slice(&p.bytes);
+        }
+        while let Ok(p) = sub.rx.try_recv() {
+            bytes.extend_from_slice(&p.bytes);
+        }
+        bytes
+    }
+
     /// A late joiner's bytes parse as one stream: headers at 0 and 1, then the shared pages
     /// without a sequence gap among them.
     #[test]
@@ -298,13 +310,7 @@ mod tests {
         }
         drop(tx);
         t.join().unwrap();
-        let mut bytes = sub.head.to_vec();
-        for p in &sub.burst {
-            bytes.extend_from_slice(&p.bytes);
-        }
-        while let Ok(p) = sub.rx.try_recv() {
-            bytes.extend_from_slice(&p.bytes);
-        }
+        let bytes = received(&mut sub);
         let mut pages = PageReader::new();
         pages.push(&bytes);
         let mut seqs = Vec::new();
@@ -377,15 +383,8 @@ mod tests {
             s.publish(to_live(w.flush(true).expect("last page")));
             s.close();
             for mut sub in subs {
-                let mut bytes = sub.head.to_vec();
-                for p in &sub.burst {
-                    bytes.extend_from_slice(&p.bytes);
-                }
-                while let Ok(p) = sub.rx.try_recv() {
-                    bytes.extend_from_slice(&p.bytes);
-                }
                 let mut pages = PageReader::new();
-                pages.push(&bytes);
+                pages.push(&received(&mut sub));
                 let mut seen = Vec::new();
                 while let Some(p) = pages.next_page().expect("valid pages") {
                     seen.push((p.seq, p.bos()));
