@@ -7,6 +7,8 @@ scripts/packages.sh test
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# The web app's retry policy against a loopback server that resets, then refuses, then answers.
+node tests/web/retry.mjs
 # A real browser (headless Chromium + hls.js, MSE, low-latency mode) plays a space's LL-HLS.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 TRIBUNE_BIN=$PWD/target/debug/tribune node tests/browser/hls_browser.mjs

@@ -317,9 +317,15 @@ async fn a_full_audience_port_leaves_the_control_port_working() {
         metric(&control, "tribune_audience_connections").await,
         200.0
     );
-    // A new audience connection is closed unanswered.
+    // A new audience connection is told to come back (a canned 503 with Retry-After), not
+    // closed bare: a client can tell a full server from a dead one.
     let mut late = connect_from("127.0.3.2", http).await;
-    assert_eq!(request(&mut late, "/healthz").await, "");
+    let answer = request(&mut late, "/healthz").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 503 ") && answer.contains("\r\nretry-after: 5\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"overloaded\""), "{answer}");
 
     // The control port serves the whole API meanwhile: health, the space, a host's action.
     let (s, _) = api("GET", &format!("{control}/healthz"), None, None).await;

@@ -6,7 +6,9 @@
 //! retries spins, and one that sleeps (as axum's does, for a second) stalls every client queued
 //! behind it. Each [`Acceptor`] keeps one spare descriptor open instead: on `EMFILE` it closes the
 //! spare, accepts the pending connection and closes it at once (the client sees its connection
-//! end instead of hanging), then opens the spare again. Each listener has its own acceptor and
+//! end instead of hanging; on a plain-HTTP listener it first gets a canned `503` with
+//! `Retry-After`, see [`Acceptor::farewell`], written without waiting), then opens the spare
+//! again. Each listener has its own acceptor and
 //! its own task, so the audience running the process out of descriptors never blocks the
 //! control listener's accept loop.
 
@@ -34,6 +36,8 @@ pub struct Acceptor {
     tcp: TcpListener,
     spare: Option<std::fs::File>,
     metrics: Arc<Metrics>,
+    /// Written (one nonblocking write) to a connection shed for want of descriptors.
+    farewell: Option<bytes::Bytes>,
 }
 
 impl Acceptor {
@@ -43,7 +47,16 @@ impl Acceptor {
             tcp,
             spare: open_spare(),
             metrics,
+            farewell: None,
         }
+    }
+
+    /// What a connection shed for want of descriptors is told before it is closed: bytes the
+    /// protocol of the listener can carry (a canned HTTP answer on a plain-HTTP listener; none
+    /// on a TLS one, where plain bytes would be noise).
+    pub fn farewell(mut self, bytes: bytes::Bytes) -> Acceptor {
+        self.farewell = Some(bytes);
+        self
     }
 
     /// The bound address.
@@ -96,7 +109,14 @@ impl Acceptor {
             drop(spare);
             // A pending connection is closed at once (the client sees its connection end), and
             // its descriptor is the spare's again.
-            let pending = self.try_accept().map(|r| r.map(drop));
+            let pending = self.try_accept().map(|r| {
+                r.map(|(tcp, _)| {
+                    if let Some(bytes) = &self.farewell {
+                        // Fits a fresh connection's send buffer; nothing waits for it.
+                        let _ = tcp.try_write(bytes);
+                    }
+                })
+            });
             self.spare = open_spare();
             // Nothing more pending (or an error): done, if the spare came back.
             if !matches!(pending, Some(Ok(()))) {

@@ -196,34 +196,55 @@ impl std::fmt::Debug for ConnGuard {
     }
 }
 
-/// `Retry-After` of the answer to a connection over its address's cap, seconds.
+/// `Retry-After` of a canned answer ([`Canned`]), seconds.
 pub const RETRY_AFTER_S: u64 = 5;
 
-/// Longest the answer to a connection over its address's cap may take, written and closed.
+/// Longest a canned answer may take, written and closed.
 const REFUSAL_TIME: Duration = Duration::from_secs(2);
 
-/// Refusals being written at once; past it, a connection over its cap gets what one
+/// Refusals over an address's cap being written at once; past it, a connection gets what one
 /// nonblocking write takes, then is closed.
 const MAX_REFUSALS_IN_FLIGHT: usize = 1024;
 
-/// The canned answer to a plain-HTTP connection over its address's cap: `429` with `Retry-After`
-/// and `Connection: close`, made once, written without reading the request.
+/// Refusals of a full audience port being written at once: each holds a descriptor for up to
+/// [`REFUSAL_TIME`] while descriptors are what is short, so far fewer.
+const MAX_FULL_REFUSALS_IN_FLIGHT: usize = 64;
+
+/// A canned answer to a plain-HTTP connection refused before its request is read: made once,
+/// written without reading the request, then the connection is closed. A client never gets a
+/// bare close or reset it could take for a dead server: it learns when to come back.
 #[derive(Clone)]
-pub struct TooMany {
+pub struct Canned {
     bytes: Bytes,
     permits: Arc<Semaphore>,
 }
 
-impl TooMany {
-    /// Renders the answer (the usual refusal body, see [`crate::refusal`]).
-    pub fn new() -> TooMany {
-        let resp = Refusal::new(
+impl Canned {
+    /// `429 too_many_connections` with `Retry-After`: the connection's address is over its cap.
+    pub fn too_many() -> Canned {
+        Canned::new(
             Reason::TooManyConnections,
             "too many connections from your address; retry later",
+            MAX_REFUSALS_IN_FLIGHT,
         )
-        .retry_after(RETRY_AFTER_S)
-        .header(header::CONNECTION, "close")
-        .into_response();
+    }
+
+    /// `503 overloaded` with `Retry-After`: the audience port holds all the connections it may
+    /// (or the process is out of descriptors).
+    pub fn full() -> Canned {
+        Canned::new(
+            Reason::Overloaded,
+            "this server holds all the connections it can; retry later",
+            MAX_FULL_REFUSALS_IN_FLIGHT,
+        )
+    }
+
+    /// Renders the answer (the usual refusal body, see [`crate::refusal`]).
+    fn new(reason: Reason, message: &str, in_flight: usize) -> Canned {
+        let resp = Refusal::new(reason, message)
+            .retry_after(RETRY_AFTER_S)
+            .header(header::CONNECTION, "close")
+            .into_response();
         let status = resp.status();
         let headers = resp.headers().clone();
         // A JSON body is ready at once.
@@ -241,9 +262,9 @@ impl TooMany {
         out.extend_from_slice(&crate::plain::response::fields(&headers));
         out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
         out.extend_from_slice(&body);
-        TooMany {
+        Canned {
             bytes: Bytes::from(out),
-            permits: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
+            permits: Arc::new(Semaphore::new(in_flight)),
         }
     }
 
@@ -273,12 +294,6 @@ impl TooMany {
             })
             .await;
         });
-    }
-}
-
-impl Default for TooMany {
-    fn default() -> Self {
-        TooMany::new()
     }
 }
 
@@ -345,7 +360,7 @@ mod tests {
 
     #[test]
     fn the_canned_answer_is_a_429_that_says_when() {
-        let t = TooMany::new();
+        let t = Canned::too_many();
         let text = std::str::from_utf8(t.bytes()).unwrap();
         assert!(
             text.starts_with("HTTP/1.1 429 Too Many Requests\r\n"),
@@ -355,6 +370,19 @@ mod tests {
         assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
         assert!(text.ends_with("}"), "{text}");
         assert!(text.contains("\"too_many_connections\""), "{text}");
+    }
+
+    #[test]
+    fn a_full_port_answers_503_overloaded_that_says_when() {
+        let t = Canned::full();
+        let text = std::str::from_utf8(t.bytes()).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nretry-after: 5\r\n"), "{text}");
+        assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+        assert!(text.contains("\"overloaded\""), "{text}");
     }
 
     #[test]

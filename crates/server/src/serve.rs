@@ -134,7 +134,8 @@ pub fn control(
     metrics: Arc<Metrics>,
 ) -> io::Result<Incoming<tokio::net::TcpStream>> {
     let local = tcp.local_addr()?;
-    let acceptor = crate::accept::Acceptor::new(tcp, metrics);
+    let acceptor = crate::accept::Acceptor::new(tcp, metrics)
+        .farewell(crate::conn_limit::Canned::full().bytes().clone());
     Ok(Incoming::spawn(
         local,
         move |ready: mpsc::Sender<Conn<tokio::net::TcpStream>>| async move {

@@ -25,7 +25,8 @@ async fn out_of_descriptors_pending_clients_are_closed_and_accepting_resumes() {
     let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = tcp.local_addr().expect("addr");
     let metrics = Arc::new(Metrics::default());
-    let mut acceptor = Acceptor::new(tcp, metrics.clone());
+    let farewell = bytes::Bytes::from_static(b"HTTP/1.1 503 Service Unavailable\r\n\r\n");
+    let mut acceptor = Acceptor::new(tcp, metrics.clone()).farewell(farewell.clone());
     // Three clients wait in the backlog (the kernel completes their handshakes).
     let mut clients = Vec::new();
     for _ in 0..3 {
@@ -50,11 +51,13 @@ async fn out_of_descriptors_pending_clients_are_closed_and_accepting_resumes() {
     let accepted = tokio::time::timeout(Duration::from_millis(500), acceptor.accept()).await;
     assert!(accepted.is_err(), "nothing can be accepted and kept now");
     for c in &mut clients {
-        let mut buf = [0u8; 8];
-        let r = tokio::time::timeout(HANG, c.read(&mut buf))
+        // Told to come back, then closed: the farewell, then the end of the stream.
+        let mut got = Vec::new();
+        let r = tokio::time::timeout(HANG, c.read_to_end(&mut got))
             .await
             .expect("a pending client is told at once");
-        assert!(matches!(r, Ok(0) | Err(_)), "closed: {r:?}");
+        assert!(r.is_ok(), "closed cleanly: {r:?}");
+        assert_eq!(got, farewell, "the canned answer before the close");
     }
     assert!(metrics.accept_fd_exhausted.load(Relaxed) >= 1);
 

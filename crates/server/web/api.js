@@ -65,6 +65,46 @@ async function call(method, path, { token, body, pow, timeoutMs = 15000 } = {}) 
   return json;
 }
 
+/** The back-off after a failure the server did not time: 1 s, doubling, at most 30 s. */
+export const BACKOFF = { baseS: 1, capS: 30 };
+
+/**
+ * How long to wait before trying a failed API call (an ApiError) again, in seconds, or null not
+ * to retry: the page never gives up on a busy server. A refusal that says when (429 or 503 with
+ * Retry-After) waits that long plus up to 2 s of jitter. A network failure (a reset or refused
+ * connection, a timeout: status 0) and a 5xx without Retry-After wait the jittered exponential
+ * back-off, each wait drawn from the upper half of BACKOFF's doubling step, so a crowd thrown
+ * off together comes back spread out. Any other answer (a 4xx that means what it says) is final.
+ */
+export function retryDelay(e, attempt, random = Math.random) {
+  const status = e?.status;
+  if ((status === 429 || status === 503) && e.retryAfter) return e.retryAfter + random() * 2;
+  if (status === 0 || (status >= 500 && status <= 599)) {
+    const step = Math.min(BACKOFF.capS, BACKOFF.baseS * 2 ** Math.min(attempt, 16));
+    return step / 2 + random() * (step / 2);
+  }
+  return null;
+}
+
+/**
+ * Calls `fn` until it resolves, waiting retryDelay() between tries (`onWait(seconds, error)`
+ * is told first), for at most `attempts` tries; then, or on a final answer, rejects with the
+ * last error. `sleep` and `random` are there for tests.
+ */
+export async function retrying(fn, { attempts = 20, onWait = () => {}, random = Math.random, sleep } = {}) {
+  const pause = sleep ?? ((s) => new Promise((r) => setTimeout(r, s * 1000)));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      const wait = attempt + 1 < attempts ? retryDelay(e, attempt, random) : null;
+      if (wait === null) throw e;
+      onWait(wait, e);
+      await pause(wait);
+    }
+  }
+}
+
 const tokenKey = (space) => `tribune.session.${space}`;
 
 /** This browser's participant in `space`: { token, sub, name, role, exp } or null. */

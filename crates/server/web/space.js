@@ -10,7 +10,7 @@
 // it. Lists that change rarely are rebuilt (keyboard focus is kept by `data-key`); the speaking
 // indicators, updated four times a second, only flip attributes.
 
-import { api, loadSession, saveSession, sessionFromToken, loadName, saveName } from './api.js';
+import { api, retrying, loadSession, saveSession, sessionFromToken, loadName, saveName } from './api.js';
 import { h, replace, announce, formatStart, relativeStart, count, ROLE_LABEL, backoff, initials } from './ui.js';
 import { LivePlayer, levelDb, audioContext } from './player.js';
 import { StagePublisher } from './stage.js';
@@ -113,19 +113,19 @@ class SpacePage {
 
   /**
    * Joins; when the server is busy (429/503 with Retry-After) waits as told, plus jitter, and
-   * tries again (listening over HLS needs no session, so the audio is not held up meanwhile).
+   * when it cannot be reached or fails without saying when (a reset, a refused connection, a
+   * 5xx) backs off exponentially with jitter, and tries again (api.js `retrying`; listening over
+   * HLS needs no session, so the audio is not held up meanwhile).
    */
   async joinPatiently(name) {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.join(name);
-      } catch (e) {
-        if (!e.retryAfter || attempt >= 20 || (e.status !== 429 && e.status !== 503)) throw e;
-        const wait = e.retryAfter + Math.random() * 2;
-        announce(`The server is busy: trying again in ${Math.ceil(wait)} s`);
-        await new Promise((r) => setTimeout(r, wait * 1000));
-      }
-    }
+    return retrying(() => this.join(name), {
+      onWait: (wait, e) =>
+        announce(
+          e.status === 0
+            ? `Cannot reach the server: trying again in ${Math.ceil(wait)} s`
+            : `The server is busy: trying again in ${Math.ceil(wait)} s`,
+        ),
+    });
   }
 
   async join(name) {

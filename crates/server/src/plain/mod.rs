@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 
 use crate::accept::Acceptor;
 use crate::app::AppState;
-use crate::conn_limit::{ConnGuard, ConnLimits, Refused, TooMany};
+use crate::conn_limit::{Canned, ConnGuard, ConnLimits, Refused};
 use crate::error::ApiError;
 use crate::refusal::{Class, Reason};
 use crate::serve::{Conn, Incoming};
@@ -61,7 +61,7 @@ pub fn spawn(
     limits: Arc<ConnLimits>,
 ) -> std::io::Result<Listener> {
     let local = tcp.local_addr()?;
-    let acceptor = Acceptor::new(tcp, app.metrics.clone());
+    let acceptor = Acceptor::new(tcp, app.metrics.clone()).farewell(Canned::full().bytes().clone());
     Ok(Incoming::spawn(local, move |ready| {
         accept_loop(acceptor, app, limits, ready)
     }))
@@ -73,7 +73,8 @@ async fn accept_loop(
     limits: Arc<ConnLimits>,
     ready: mpsc::Sender<Conn<Rewind<TcpStream>>>,
 ) {
-    let too_many = TooMany::new();
+    let too_many = Canned::too_many();
+    let full = Canned::full();
     let closed = ready.clone();
     crate::accept::run(acceptor, closed.closed(), |stream, peer| {
         match limits.admit(peer.ip()) {
@@ -86,7 +87,7 @@ async fn accept_loop(
             }
             Err(Refused::Full) => {
                 app.metrics.audience_connections_shed.fetch_add(1, Relaxed);
-                drop(stream);
+                full.refuse(stream);
             }
         }
     })
