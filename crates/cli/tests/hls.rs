@@ -6,27 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::playlists::*;
 use common::*;
 use tribune_client::tones::tone_present;
 use tribune_media::hls::validate::{self, MediaPlaylist};
-
-async fn get(url: &str) -> (u16, reqwest::header::HeaderMap, bytes::Bytes) {
-    let r = reqwest::get(url).await.expect("get");
-    let (s, h) = (r.status().as_u16(), r.headers().clone());
-    (s, h, r.bytes().await.unwrap_or_default())
-}
-
-async fn playlist(url: &str) -> MediaPlaylist {
-    let (s, h, body) = get(url).await;
-    assert_eq!(s, 200, "{url}");
-    assert_eq!(h["content-type"], "application/vnd.apple.mpegurl");
-    let text = String::from_utf8(body.to_vec()).unwrap();
-    let p = validate::parse(&text).unwrap_or_else(|e| panic!("{url}: {e}\n{text}"));
-    if let Err(errs) = validate::check(&p) {
-        panic!("{url} breaks the rules: {errs:?}\n{text}");
-    }
-    p
-}
 
 /// The part the preload hint names, as (msn, part).
 fn hinted(p: &MediaPlaylist) -> (u64, u32) {
@@ -146,24 +129,9 @@ async fn ll_hls_live_and_replay() {
     assert_eq!(s, 400, "_HLS_part without _HLS_msn");
 
     wait_ok(a, "speaker");
-    let (s, _) = api(
-        "POST",
-        &format!("{base}/api/spaces/{id}/end"),
-        Some(&host),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200);
+    end_space(&base, &id, &host).await;
     let spoken = t0.elapsed().as_secs_f64();
-    let dvr_url = format!("{hls}/dvr.m3u8");
-    assert!(
-        eventually(Duration::from_secs(10), async || playlist(&dvr_url)
-            .await
-            .endlist)
-        .await,
-        "the replay is final"
-    );
-    let dvr = playlist(&dvr_url).await;
+    let dvr = final_replay(&hls).await;
     assert_eq!(
         dvr.segments.first().map(|s| s.msn),
         Some(0),

@@ -16,28 +16,12 @@ use std::io::Read as _;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::playlists::*;
 use common::*;
 use tribune_client::tones::tone_present;
 use tribune_media::hls::validate::{self, MediaPlaylist};
 
 const SECRET: [&str; 2] = ["--jwt-secret", "hls-restart-secret"];
-
-async fn get(url: &str) -> (u16, reqwest::header::HeaderMap, Bytes) {
-    let r = reqwest::get(url).await.expect("get");
-    let (s, h) = (r.status().as_u16(), r.headers().clone());
-    (s, h, r.bytes().await.unwrap_or_default())
-}
-
-async fn playlist(url: &str) -> MediaPlaylist {
-    let (s, _, body) = get(url).await;
-    assert_eq!(s, 200, "{url}");
-    let text = String::from_utf8(body.to_vec()).expect("utf-8");
-    let p = validate::parse(&text).unwrap_or_else(|e| panic!("{url}: {e}\n{text}"));
-    if let Err(errs) = validate::check(&p) {
-        panic!("{url} breaks the rules: {errs:?}\n{text}");
-    }
-    p
-}
 
 /// Every body served under each URL, and every body named by each `ETag`.
 #[derive(Default)]
@@ -207,26 +191,11 @@ async fn restart_keeps_every_hls_url_and_the_whole_replay() {
     wait_ok(b, "second speaker");
     seen.crawl(&hls).await;
     seen.refetch_all(&hls).await;
-    let (s, _) = api(
-        "POST",
-        &format!("{base}/api/spaces/{id}/end"),
-        Some(&host),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200);
+    end_space(&base, &id, &host).await;
     let second_run = t1.elapsed().as_secs_f64();
 
     // The replay: both runs, a discontinuity between them, valid, and an append of run 1's.
-    let dvr_url = format!("{hls}/dvr.m3u8");
-    assert!(
-        eventually(Duration::from_secs(10), async || playlist(&dvr_url)
-            .await
-            .endlist)
-        .await,
-        "the replay is final"
-    );
-    let dvr = playlist(&dvr_url).await;
+    let dvr = final_replay(&hls).await;
     validate::check_sequence(&dvr1, &dvr).unwrap_or_else(|e| panic!("run 1's replay grew: {e:?}"));
     let msns: Vec<u64> = dvr.segments.iter().map(|s| s.msn).collect();
     assert_eq!(msns, (0..msns.len() as u64).collect::<Vec<_>>());
@@ -256,7 +225,14 @@ async fn restart_keeps_every_hls_url_and_the_whole_replay() {
     );
     let wav = dir.join("replay.wav");
     let out = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i", &dvr_url, "-y"])
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-i",
+            &format!("{hls}/dvr.m3u8"),
+            "-y",
+        ])
         .arg(&wav)
         .output()
         .expect("ffmpeg is installed");
@@ -346,21 +322,8 @@ async fn hls_http_types_urls_and_gzip() {
 
     // Playlists: gzip when accepted, identity otherwise; Vary; an ETag per encoding. Checked
     // once the space has ended, when every playlist is final, so two requests see one version.
-    let (s, _) = api(
-        "POST",
-        &format!("{}/api/spaces/{id}/end", server.base),
-        Some(&host),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200);
-    let dvr_url = format!("{hls}/dvr.m3u8");
-    assert!(
-        eventually(Duration::from_secs(10), async || playlist(&dvr_url)
-            .await
-            .endlist)
-        .await
-    );
+    end_space(&server.base, &id, &host).await;
+    final_replay(&hls).await;
     let names = [
         "index.m3u8",
         "live.m3u8",

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 pub mod crowd;
 pub mod netns;
+pub mod playlists;
 
 pub const ADMIN_KEY: &str = "test-operator-key";
 
