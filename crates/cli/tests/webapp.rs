@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::Read;
+use std::time::Duration;
 
 use common::*;
 use futures_util::StreamExt;
@@ -52,7 +53,9 @@ async fn pages_and_assets() {
     let base = server.base.clone();
     let (id, _host) = create_space(&base, "web").await;
 
-    // The shell: every page route, 404 for an unknown space (the app says so itself).
+    // The shell: every page route, 404 for an unknown space (the app says so itself). It names
+    // one build's files; a 200 may be cached a few seconds, a 404 not at all.
+    let mut build = String::new();
     for (path, status) in [
         ("/".to_owned(), 200),
         (format!("/spaces/{id}"), 200),
@@ -68,8 +71,26 @@ async fn pages_and_assets() {
         );
         let csp = header(&r, "content-security-policy");
         assert!(csp.contains("default-src 'self'"), "{path}: CSP {csp}");
+        let cache = header(&r, "cache-control");
+        if status == 200 {
+            assert_eq!(cache, "public, max-age=5", "{path}");
+        } else {
+            assert_eq!(cache, "no-cache", "{path}");
+        }
         let html = r.text().await.unwrap();
-        assert!(html.contains(r#"<script type="module" src="/app/app.js">"#));
+        let at = html
+            .find(r#"<script type="module" src="/app/"#)
+            .expect("the module script");
+        let rest = &html[at + r#"<script type="module" src="/app/"#.len()..];
+        let (b, tail) = rest.split_once('/').expect("a build directory");
+        assert!(tail.starts_with(r#"app.js">"#), "{rest}");
+        assert!(
+            b.len() == 16 && b.bytes().all(|c| c.is_ascii_hexdigit()),
+            "{b}"
+        );
+        assert!(build.is_empty() || build == b, "one build");
+        build = b.to_owned();
+        assert!(html.contains(&format!(r#"href="/app/{build}/app.css""#)));
         assert!(html.contains(r#"<html lang="en">"#));
     }
 
@@ -80,10 +101,15 @@ async fn pages_and_assets() {
         if !seen.insert(f.clone()) {
             continue;
         }
-        let r = get(&format!("{base}/app/{f}"), &[]).await;
-        assert_eq!(r.status().as_u16(), 200, "/app/{f}");
+        let r = get(&format!("{base}/app/{build}/{f}"), &[]).await;
+        assert_eq!(r.status().as_u16(), 200, "/app/{build}/{f}");
         assert!(
             header(&r, "content-type").starts_with("text/javascript"),
+            "{f}"
+        );
+        assert_eq!(
+            header(&r, "cache-control"),
+            "public, max-age=31536000, immutable",
             "{f}"
         );
         let js = r.text().await.unwrap();
@@ -102,6 +128,7 @@ async fn pages_and_assets() {
         "stage.js",
         "host.js",
         "replay.js",
+        "public.js",
         "hls.light.min.mjs",
     ] {
         assert!(seen.contains(f), "{f} not reached from app.js: {seen:?}");
@@ -164,8 +191,14 @@ async fn pages_and_assets() {
         200,
         "the gzip ETag does not validate identity"
     );
-    let r = get(&format!("{base}/app/hls.light.min.mjs"), &[]).await;
-    assert!(header(&r, "cache-control").contains("max-age=86400"));
+    // Another build's files are not here (and that answer is not cached).
+    let r = get(&format!("{base}/app/0000000000000000/space.js"), &[]).await;
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(header(&r, "cache-control"), "no-store");
+    let r = get(&format!("{base}/app/{build}/icon.svg"), &[]).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let r = get(&format!("{base}/app/{build}/index.html"), &[]).await;
+    assert_eq!(r.status().as_u16(), 404);
 
     // Unknown assets: a JSON 404; the shell is not an asset.
     for f in ["nope.js", "index.html", "..%2Fsrc%2Fweb.rs"] {
@@ -409,4 +442,161 @@ async fn the_listener_cap_turns_away_cleanly_and_the_host_sees_it() {
     })
     .await;
     assert!(found, "no listeners event with the refusal: {seen}");
+}
+
+/// The public snapshot every listener page starts from: one document for everyone, cacheable,
+/// revalidated by ETag, gzip; the anonymous count beacon; reactions in batches, their totals in
+/// the snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_snapshot_beacon_and_batched_reactions() {
+    let server = ServerProc::start("webapp-public", &[]);
+    let base = server.base.clone();
+    let (id, host) = create_space(&base, "public").await;
+    let snap_url = format!("{base}/spaces/{id}/snapshot.json");
+
+    let r = get(&snap_url, &[]).await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(header(&r, "cache-control"), "public, max-age=1");
+    assert!(header(&r, "content-type").starts_with("application/json"));
+    let etag = header(&r, "etag");
+    assert!(etag.starts_with('"'), "strong ETag: {etag}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["v"], 1);
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["title"], "public");
+    assert_eq!(v["lifecycle"], "live");
+    assert!(v["stage"].is_array() && v["invited"].is_array(), "{v}");
+    assert!(v["listeners"].is_u64() && v["reactions"].is_object(), "{v}");
+    assert_eq!(v["count"]["sample_log2"], 0);
+    assert_eq!(v["count"]["interval_s"], 30);
+    for k in [
+        "live",
+        "hls",
+        "recording",
+        "replay",
+        "whip",
+        "events",
+        "beacon",
+        "reactions",
+        "join",
+    ] {
+        assert!(
+            v["urls"][k].as_str().is_some_and(|u| u.contains(&id)),
+            "urls.{k}: {v}"
+        );
+    }
+    // Unchanged: a 304 for the ETag; the gzip encoding has its own.
+    let r = get(&snap_url, &[("if-none-match", etag.as_str())]).await;
+    assert_eq!(r.status().as_u16(), 304);
+    let r = get(&snap_url, &[("accept-encoding", "gzip")]).await;
+    assert_eq!(header(&r, "content-encoding"), "gzip");
+    assert_ne!(header(&r, "etag"), etag);
+    let r = get(&format!("{base}/spaces/nope/snapshot.json"), &[]).await;
+    assert_eq!(r.status().as_u16(), 404);
+
+    // Beacons: well-formed ids only; anonymous pages are counted.
+    let beacon = format!("{base}/api/spaces/{id}/beacon");
+    for bad in [
+        json!({}),
+        json!({"viewer": "abc"}),
+        json!({"viewer": "F".repeat(32)}),
+        json!({"viewer": 5}),
+    ] {
+        let (s, b) = api("POST", &beacon, None, Some(bad.clone())).await;
+        assert_eq!(s, 400, "{bad}: {b}");
+    }
+    let (s, _) = api("POST", &beacon, None, None).await;
+    assert_eq!(s, 400, "no body");
+    let before = metric(&base, "tribune_beacons_total").await;
+    for i in 0..40u32 {
+        let (s, b) = api(
+            "POST",
+            &beacon,
+            None,
+            Some(json!({"viewer": format!("{:08x}{}", 0x8000_0000u32 | i, "0".repeat(24))})),
+        )
+        .await;
+        assert_eq!(s, 204, "{b}");
+    }
+    assert_eq!(metric(&base, "tribune_beacons_total").await - before, 40.0);
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            let v: Value = get(&snap_url, &[]).await.json().await.unwrap();
+            v["listeners"].as_u64().unwrap_or(0) >= 40
+        })
+        .await,
+        "40 anonymous pages are counted"
+    );
+
+    // Reactions: one or a batch of at most 10, counted in the totals.
+    let (_, j) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/join"),
+        None,
+        Some(json!({"name": "Fan"})),
+    )
+    .await;
+    let fan = j["token"].as_str().unwrap().to_owned();
+    let react = format!("{base}/api/spaces/{id}/reactions");
+    for (body, want) in [
+        (json!({"counts": {"👏": 11}}), 400),
+        (json!({"counts": {}}), 400),
+        (json!({"counts": {"👏": 0}}), 400),
+        (json!({"counts": {"🦀": 1}}), 400),
+        (json!({"emoji": "👏", "counts": {"👏": 1}}), 400),
+        (json!({"counts": {"👏": 3, "❤": 1, "❤️": 1}}), 204),
+        (json!({"emoji": "🔥"}), 204),
+    ] {
+        let (s, b) = api("POST", &react, Some(&fan), Some(body.clone())).await;
+        assert_eq!(s, want, "{body}: {b}");
+    }
+    // 6 of the participant's burst of 10 are spent: a batch of 5 is refused, with Retry-After.
+    let r = reqwest::Client::new()
+        .post(&react)
+        .bearer_auth(&fan)
+        .json(&json!({"counts": {"😂": 5}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(
+        header(&r, "retry-after")
+            .parse::<u32>()
+            .is_ok_and(|s| s >= 1)
+    );
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            let v: Value = get(&snap_url, &[]).await.json().await.unwrap();
+            v["reactions"] == json!({"👏": 3, "❤️": 2, "🔥": 1})
+        })
+        .await,
+        "the totals: {}",
+        get(&snap_url, &[]).await.text().await.unwrap()
+    );
+
+    // Ended: the snapshot says so and may be cached longer; beacons are refused.
+    let (s, _) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/end"),
+        Some(&host),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            let r = get(&snap_url, &[]).await;
+            header(&r, "cache-control") == "public, max-age=300"
+                && r.json::<Value>().await.unwrap()["lifecycle"] == "ended"
+        })
+        .await
+    );
+    let (s, _) = api(
+        "POST",
+        &beacon,
+        None,
+        Some(json!({"viewer": "f".repeat(32)})),
+    )
+    .await;
+    assert_eq!(s, 409);
 }

@@ -10,7 +10,8 @@
 //! - [`Room`]: the space state machine (lifecycle, stage, moderation, grace period, host takeover).
 //! - [`timeline`]: who spoke when, from audio levels, for the replay page.
 //! - [`presence`]: a constant-memory count of distinct listeners seen in a window (HyperLogLog).
-//! - [`reactions`]: the emoji set and per-interval counts.
+//! - [`reactions`]: the emoji set, per-interval counts and totals.
+//! - [`viewers`]: anonymous listeners counted from sampled beacons at a bounded cost.
 //! - [`audience`]: a bounded set of recently active participants (whom a host can invite).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -26,6 +27,7 @@ mod refusal;
 mod role;
 mod room;
 pub mod timeline;
+pub mod viewers;
 
 pub use audience::Audience;
 pub use command::{Actor, Command};
@@ -33,8 +35,9 @@ pub use config::Config;
 pub use event::{Effect, Event, Outcome, ParticipantView, Snapshot};
 pub use permissions::{Action, PERMISSIONS, Rule, check};
 pub use presence::Presence;
-pub use reactions::{EMOJI, Reactions};
+pub use reactions::{EMOJI, Reactions, Tally};
 pub use refusal::Refusal;
 pub use role::{Lifecycle, Role};
 pub use room::{Durable, MAX_HANDS, MAX_INVITES, Room};
 pub use timeline::{Segment, Timeline};
+pub use viewers::Viewers;

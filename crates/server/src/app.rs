@@ -40,6 +40,9 @@ pub struct App {
     pub writer: StoreWriter,
     /// Reactions per participant: 5 per second, bursts of 10.
     pub reaction_limiter: DefaultKeyedRateLimiter<String>,
+    /// Reaction requests this node takes per second, all spaces together
+    /// ([`REACTION_REQUESTS_PER_SECOND`]); beyond it, 429 with `Retry-After`.
+    pub reaction_budget: governor::DefaultDirectRateLimiter,
     /// Request classes, rate limits and in-flight limits on the audience listeners.
     pub guard: crate::guard::Guard,
     /// The waiting room in front of this node's listener cap.
@@ -172,6 +175,7 @@ route_table! {
     POST "/api/spaces/{id}/join" => api::join,
     GET "/api/spaces/{id}/challenge" => crate::shield::http::challenge,
     POST "/api/spaces/{id}/presence" => api::presence,
+    POST "/api/spaces/{id}/beacon" => crate::public::beacon,
     POST "/api/spaces/{id}/reactions" => api::react,
     GET "/api/spaces/{id}/timeline" => api::timeline,
     GET "/api/spaces/{id}/audience" => api::audience,
@@ -189,6 +193,8 @@ route_table! {
     GET "/spaces/{id}" => web::space_page,
     GET "/spaces/{id}/replay" => web::replay_page,
     GET "/app/{file}" => web::asset,
+    GET "/app/{build}/{file}" => web::versioned_asset,
+    GET "/spaces/{id}/snapshot.json" => crate::public::snapshot,
     GET "/spaces/{id}/live.opus" => streams::live,
     GET "/spaces/{id}/recording.opus" => streams::recording,
     GET "/spaces/{id}/hls/index.m3u8" => hls_http::index,
@@ -237,6 +243,11 @@ pub fn control_router(app: AppState) -> Router {
 
 const REACTIONS_PER_SECOND: std::num::NonZeroU32 = std::num::NonZeroU32::new(5).unwrap();
 const REACTION_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(10).unwrap();
+/// Reaction requests per second one node takes: a page sends at most one every two seconds
+/// (batched), so this serves 10,000 reacting pages at once; each costs a JWT check and a few
+/// atomic adds.
+pub const REACTION_REQUESTS_PER_SECOND: std::num::NonZeroU32 =
+    std::num::NonZeroU32::new(5000).unwrap();
 
 /// Backlog of the HTTP listening socket. tokio's default (128) overflows when a flash crowd
 /// connects at once, and a dropped SYN costs the client a one-second retransmit; the kernel caps
@@ -356,6 +367,10 @@ impl Server {
             store,
             writer,
             reaction_limiter: RateLimiter::keyed(quota),
+            reaction_budget: RateLimiter::direct(
+                governor::Quota::per_second(REACTION_REQUESTS_PER_SECOND)
+                    .allow_burst(REACTION_REQUESTS_PER_SECOND),
+            ),
             guard,
             waiting,
             shield,

@@ -41,15 +41,18 @@ pub async fn run(space: Arc<Space>) {
                 .publish("levels", &json!({ "type": "levels", "levels": levels }));
         }
         let count = space.listener_count();
-        // The same indicators travel inside the media (ID3 in emsg, on the next HLS part), so a
-        // listener behind an edge gets them without asking the origin.
+        // The listeners' view travels inside the media (ID3 in emsg, changes only, on the next
+        // HLS part: crate::hls::meta), so a listener behind an edge gets it without asking.
         if let Some(hls) = space.hls() {
-            // Only the stage, not the whole summary: its listener count was just estimated.
-            let stage = space.speakers();
-            hls.set_meta(
-                json!({ "levels": levels.unwrap_or_default(), "stage": stage, "listeners": count })
-                    .to_string(),
-            );
+            let mut state = crate::public::live_state(&space);
+            let speaking: Vec<&str> = levels
+                .iter()
+                .flatten()
+                .filter(|l| l.dbfs > f64::from(tribune_room::timeline::SPEAKING_DBFS))
+                .map(|l| l.sub.as_str())
+                .collect();
+            state.insert("speaking".into(), json!(speaking));
+            hls.set_meta(state);
         }
         let now_s = crate::admission::now_s();
         let turned_away = space.turned_away.lock().sum(now_s);
@@ -76,7 +79,7 @@ pub async fn run(space: Arc<Space>) {
                     } }),
             );
         }
-        if let Some(counts) = space.reactions.lock().take() {
+        if let Some(counts) = space.reactions.take() {
             space.events.publish(
                 "reactions",
                 &json!({ "type": "reactions", "counts": counts }),

@@ -138,27 +138,32 @@ fn serve_playlist(
     cache: &'static str,
     modified_ms: u64,
 ) -> Response {
+    serve_text(headers, text, PLAYLIST, cache, modified_ms)
+}
+
+/// Serve a text made once ([`Text`]: a playlist, the public snapshot) in the encoding the
+/// client accepts, as [`serve_playlist`] describes.
+pub fn serve_text(
+    headers: &HeaderMap,
+    text: &Text,
+    ctype: &'static str,
+    cache: &'static str,
+    modified_ms: u64,
+) -> Response {
     let gz = accepts_gzip(headers)
         .then(|| text.gzip())
         .filter(|gz| gz.len() < text.body.len());
     let mut resp = match gz {
         Some(gz) => {
             let etag = format!("{:016x}-gz", text.hash);
-            let mut r = serve_bytes(headers, gz, PLAYLIST, cache, &etag, modified_ms);
+            let mut r = serve_bytes(headers, gz, ctype, cache, &etag, modified_ms);
             r.headers_mut()
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             r
         }
         None => {
             let etag = format!("{:016x}", text.hash);
-            serve_bytes(
-                headers,
-                text.body.clone(),
-                PLAYLIST,
-                cache,
-                &etag,
-                modified_ms,
-            )
+            serve_bytes(headers, text.body.clone(), ctype, cache, &etag, modified_ms)
         }
     };
     resp.headers_mut()

@@ -28,6 +28,7 @@ pub mod mixer;
 pub mod openapi;
 pub mod plain;
 pub mod priority;
+pub mod public;
 pub mod recording;
 pub mod refusal;
 pub mod resume;

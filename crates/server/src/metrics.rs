@@ -35,6 +35,11 @@ pub struct Metrics {
     pub events_dropped_slow: AtomicU64,
     pub joins: AtomicU64,
     pub reactions: AtomicU64,
+    pub reaction_requests: AtomicU64,
+    pub reactions_shed: AtomicU64,
+    pub beacons: AtomicU64,
+    pub presence: AtomicU64,
+    pub snapshots: AtomicU64,
     pub hls_playlists: AtomicU64,
     pub hls_blocking_reloads: AtomicU64,
     pub hls_parts: AtomicU64,
@@ -243,6 +248,36 @@ impl Metrics {
             "counter",
             "Reactions accepted.",
             c(&self.reactions),
+        );
+        put(
+            "reaction_requests_total",
+            "counter",
+            "Reaction requests accepted (each carries one or more reactions).",
+            c(&self.reaction_requests),
+        );
+        put(
+            "reactions_shed_total",
+            "counter",
+            "Reaction requests refused with 429 (a participant's rate, or the space's budget).",
+            c(&self.reactions_shed),
+        );
+        put(
+            "beacons_total",
+            "counter",
+            "Anonymous count beacons counted (in the sample).",
+            c(&self.beacons),
+        );
+        put(
+            "presence_total",
+            "counter",
+            "Participant presence beacons (POST /presence).",
+            c(&self.presence),
+        );
+        put(
+            "snapshots_total",
+            "counter",
+            "Public snapshots served (GET /spaces/{id}/snapshot.json, 304s included).",
+            c(&self.snapshots),
         );
         put(
             "hls_playlists_total",

@@ -36,6 +36,7 @@ use crate::{api, events_http, hls_http, streams, web, whip};
         crate::shield::http::get_shield,
         crate::shield::http::set_shield,
         api::presence,
+        crate::public::beacon,
         api::react,
         api::timeline,
         api::audience,
@@ -49,6 +50,7 @@ use crate::{api, events_http, hls_http, streams, web, whip};
         whip::options_session,
         whip::patch,
         whip_session_get,
+        crate::public::snapshot,
         streams::live,
         streams::recording,
         hls_http::index,
@@ -61,6 +63,7 @@ use crate::{api, events_http, hls_http, streams, web, whip};
         web::space_page,
         web::replay_page,
         web::asset,
+        web::versioned_asset,
     ),
     modifiers(&Security),
 )]

@@ -25,8 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tribune_media::mixer;
 use tribune_media::oggopus::OggOpusWriter;
 use tribune_room::{
-    Actor, Command, Effect, Event, Lifecycle, Outcome, Presence, Reactions, Refusal, Role, Room,
-    Timeline,
+    Actor, Command, Effect, Event, Lifecycle, Outcome, Presence, Refusal, Role, Room, Timeline,
 };
 
 use crate::config::Config;
@@ -90,8 +89,13 @@ pub struct Space {
     hls: Option<Arc<crate::hls::Hls>>,
     room: Mutex<Room>,
     inner: Mutex<Inner>,
-    pub reactions: Mutex<Reactions>,
+    /// Reactions pending for the event stream, and totals (no lock: one atomic add each).
+    pub reactions: tribune_room::Tally,
     pub presence: Mutex<Presence>,
+    /// Anonymous pages counted from sampled beacons ([`tribune_room::viewers`]).
+    pub viewers: Mutex<tribune_room::Viewers>,
+    /// The public snapshot last made ([`crate::public`]).
+    pub(crate) public: Mutex<Option<Arc<crate::public::Public>>>,
     /// The recently active audience (whom a host can invite).
     pub audience: Mutex<tribune_room::Audience>,
     /// Listeners turned away from this node (it was full) in the last minute.
@@ -362,7 +366,9 @@ impl Space {
                 recording_started: false,
                 streams: HashMap::new(),
             }),
-            reactions: Mutex::new(Reactions::default()),
+            reactions: Default::default(),
+            viewers: Mutex::new(Default::default()),
+            public: Mutex::new(None),
             presence: Mutex::new(Presence::new(cfg.presence_window.as_millis() as u64)),
             audience: Mutex::new(tribune_room::Audience::new(AUDIENCE_REMEMBERED)),
             turned_away: Mutex::new(Default::default()),
@@ -700,11 +706,21 @@ impl Space {
         self.inner.lock().sessions.iter().any(|s| s.sub == sub)
     }
 
-    /// Listener count: direct `live.opus` connections plus participants seen (token renewal,
-    /// presence beacon, event stream) within the presence window, estimated in constant memory.
+    /// Listener count: direct `live.opus` connections, plus participants seen (token renewal,
+    /// presence beacon, event stream) within the presence window, plus anonymous pages counted
+    /// from their sampled beacons; each estimated in constant memory. A page that joins counts
+    /// as a participant and stops its anonymous beacon, so it may count twice for at most one
+    /// beacon window (90 s).
     pub fn listener_count(&self) -> u64 {
         let direct = self.live.listeners.load(Relaxed).max(0) as u64;
-        direct + self.presence.lock().estimate(now_ms())
+        let now = now_ms();
+        let joined = self.presence.lock().estimate(now);
+        direct + joined + self.viewers.lock().estimate(now)
+    }
+
+    /// The room's state now (lifecycle, host, stage, hands, invitations, co-hosts).
+    pub fn room_view(&self) -> tribune_room::Snapshot {
+        self.room.lock().snapshot()
     }
 
     /// The room's snapshot plus what the server knows (title, counts), as the first event of a

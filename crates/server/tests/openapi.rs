@@ -163,7 +163,10 @@ async fn every_route_is_served() {
                 .ok()
                 .and_then(|v| v["error"].as_str().map(str::to_owned));
             // A web page's handler answers an unknown space with the app, which says so.
-            let page = String::from_utf8_lossy(&body).contains("src=\"/app/app.js\"");
+            let page = String::from_utf8_lossy(&body).contains(&format!(
+                "src=\"/app/{}/app.js\"",
+                tribune_server::web::build_id()
+            ));
             assert!(
                 error.is_some() || page,
                 "{method} {uri}: {status} from the router itself, not a handler (body {:?})",

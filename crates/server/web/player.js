@@ -4,17 +4,23 @@
 // element → analyser (the level meter and `window.tribune.outputAnalyser`) → gain (volume) →
 // speakers.
 //
+// With hls.js, the room's state carried in each part (ID3 in emsg, crates/server/src/hls/meta.rs)
+// is handed to `onMeta(message)` when the audio it came with plays (its pts reaches currentTime;
+// a message that has waited MAX_META_WAIT_MS is handed over anyway), in order.
+//
 // hls.js settings: lowLatencyMode uses the playlist's PART-HOLD-BACK (≈1.2 s) as its target;
 // a player that fell behind by more than MAX_LATENCY_S (a stall, a backgrounded tab) jumps back
 // to the live edge, and small drifts are caught up at up to 1.15× speed (pitch preserved).
 
 import { backoff } from './ui.js';
+import { id3Txxx } from './public.js';
 
 const MAX_LATENCY_S = 6;
 /** Playing, then no progress this long: reconnect. */
 const STALL_MS = 5000;
 /** Connecting without a first sound this long (a slow network gets its chance): reconnect. */
 const START_MS = 15000;
+const MAX_META_WAIT_MS = 3000;
 
 let audioCtx = null;
 
@@ -48,9 +54,14 @@ export class LivePlayer {
    * @param {(state: string, detail?: string) => void} onState  'connecting' | 'playing' |
    *   'buffering' | 'reconnecting' | 'stopped' | 'ended' | 'error'
    */
-  constructor(spaceId, onState) {
+  constructor(spaceId, onState, onMeta = () => {}) {
     this.id = spaceId;
     this.onState = onState;
+    this.onMeta = onMeta;
+    this.metaQueue = [];
+    this.metaTimer = null;
+    /** performance.now() of the last in-band message handed over (0: none yet). */
+    this.lastMetaAt = 0;
     this.el = document.createElement('audio');
     this.el.preload = 'none';
     this.el.setAttribute('aria-hidden', 'true');
@@ -131,6 +142,9 @@ export class LivePlayer {
   }
 
   teardown() {
+    this.metaQueue = [];
+    clearInterval(this.metaTimer);
+    this.metaTimer = null;
     if (this.hls) {
       this.hls.destroy();
       this.hls = null;
@@ -201,8 +215,35 @@ export class LivePlayer {
     hls.on(Hls.Events.FRAG_BUFFERED, () => {
       this.recovered = false;
     });
+    hls.on(Hls.Events.FRAG_PARSING_METADATA, (_ev, data) => {
+      for (const s of data.samples || []) {
+        for (const f of id3Txxx(s.data)) {
+          if (f.description === 'tribune') this.metaQueue.push({ pts: s.pts, value: f.value, at: performance.now() });
+        }
+      }
+    });
+    this.metaTimer = setInterval(() => this.deliverMeta(), 100);
     hls.loadSource(url);
     hls.attachMedia(this.el);
+  }
+
+  /** Hands over, in order, the in-band messages whose audio is playing now. */
+  deliverMeta() {
+    const now = performance.now();
+    while (this.metaQueue.length) {
+      const m = this.metaQueue[0];
+      const due = !Number.isFinite(m.pts) || m.pts <= this.el.currentTime + 0.05 || now - m.at > MAX_META_WAIT_MS;
+      if (!due) break;
+      this.metaQueue.shift();
+      let msg;
+      try {
+        msg = JSON.parse(m.value);
+      } catch {
+        continue;
+      }
+      this.lastMetaAt = now;
+      this.onMeta(msg);
+    }
   }
 
   /** Something broke: reconnect after a back-off (unless stopped). */

@@ -6,13 +6,21 @@
 //   host, co-host  + requests to speak, invite from the audience, moderation of the stage,
 //             co-hosts, start / resume / end, and how loaded the room is
 //
-// State comes from the server-sent events (a `snapshot`, then changes); the page renders from
-// it. Lists that change rarely are rebuilt (keyboard focus is kept by `data-key`); the speaking
+// A listener is anonymous until they act: opening the page and pressing Play makes only
+// requests an HTTP cache answers (the page, its versioned files, the public snapshot, the
+// LL-HLS rendition) plus, for a sampled share of pages, an anonymous count beacon (public.js).
+// What the listener sees moves with what they hear: the changes ride in the LL-HLS parts; with
+// no in-band metadata (paused, Ogg or native HLS) the page polls the cached snapshot. The page
+// joins (a listener token) at the first interaction: a name typed, a hand raised, a reaction.
+// Only hosts, co-hosts, speakers, the invited and anyone with a raised hand hold an event
+// stream (its `snapshot`, then changes), which then drives the page.
+// Lists that change rarely are rebuilt (keyboard focus is kept by `data-key`); the speaking
 // indicators, updated four times a second, only flip attributes.
 
 import { api, retrying, loadSession, saveSession, sessionFromToken, loadName, saveName } from './api.js';
 import { h, replace, announce, formatStart, relativeStart, count, ROLE_LABEL, backoff, initials } from './ui.js';
 import { LivePlayer, levelDb, audioContext } from './player.js';
+import { applyMeta, snapshotUrl, viewerId, Beacon, ReactionBatch } from './public.js';
 import { StagePublisher } from './stage.js';
 import { hostMethods } from './host.js';
 
@@ -23,6 +31,8 @@ const MAIN_EMOJI = 6;
 const SPEAKING_DBFS = -45;
 const BEACON_MS = 45000;
 const AUDIENCE_POLL_MS = 5000;
+/** No in-band metadata for this long: poll the public snapshot instead. */
+const META_STALE_MS = 5000;
 
 export async function showSpace(main, id) {
   const page = new SpacePage(main, id);
@@ -40,7 +50,16 @@ class SpacePage {
     this.listeners = 0;
     this.load = null;
     this.levels = new Map();
+    this.speaking = new Set();
+    /** Reaction totals as the server last told them, and our own not yet in them. */
+    this.serverTotals = null;
+    this.ownReactions = new Map();
     this.reactionTotals = new Map();
+    /** The room as the public snapshot and the in-band metadata describe it. */
+    this.live = {};
+    this.count = { sample_log2: 0, interval_s: 30 };
+    this.pollS = 5;
+    this.lastPoll = 0;
     this.session = null;
     this.handRaised = false;
     this.player = null;
@@ -62,29 +81,138 @@ class SpacePage {
 
   async init() {
     this.takeTokenFromLink();
+    let snap;
     try {
-      this.summary = await api('GET', this.base);
+      snap = await retrying(() => api('GET', snapshotUrl(this.id)), {
+        onWait: (wait) => announce(`The server is busy: trying again in ${Math.ceil(wait)} s`),
+      });
     } catch (e) {
       document.title = 'Space not found · tribune';
       replace(this.main, h('h1', {}, e.status === 404 ? 'No such space' : 'Cannot load this space'),
         h('p', { class: 'error' }, e.message), h('p', {}, h('a', { href: '/' }, 'See the spaces')));
       return;
     }
-    this.room.lifecycle = this.summary.state;
-    this.listeners = this.summary.listeners;
-    document.title = `${this.summary.title} · tribune`;
+    this.summary = { title: snap.title, description: snap.description, starts_at: snap.starts_at, whip_url: snap.urls.whip };
+    this.urls = snap.urls;
+    this.pollS = snap.poll_s || 5;
+    this.lastPoll = performance.now();
+    document.title = `${snap.title} · tribune`;
     this.build();
+    this.onPublic(snap, true);
     if (this.room.lifecycle === 'ended') {
       this.render();
       return;
     }
-    await this.ensureSession();
+    const s = loadSession(this.id);
+    this.session = s && !s.expired ? s : null;
+    this.handRaised = !!this.session?.hand;
     this.render();
-    this.openEvents();
+    this.syncEvents();
+    this.beaconer = new Beacon(this.urls.beacon, viewerId(), {
+      count: () => this.count,
+      active: () => !this.es && this.room.lifecycle !== 'ended',
+      post: (url, body) => api('POST', url, { body, timeoutMs: 5000 }).catch(() => {}),
+    });
+    this.beaconer.start();
+    this.reactionBatch = new ReactionBatch((counts) => this.sendReactions(counts), {
+      onDropped: (counts, e) => {
+        for (const [em, n] of Object.entries(counts)) this.ownReactions.set(em, Math.max(0, (this.ownReactions.get(em) || 0) - n));
+        this.renderReactionTotals();
+        if (e?.message) announce(e.message);
+      },
+    });
     this.every(BEACON_MS, () => this.beacon());
     this.every(AUDIENCE_POLL_MS, () => this.refreshAudience());
     this.every(1000, () => this.tick());
     addEventListener('pagehide', () => this.publisher?.deleteResource());
+  }
+
+  /**
+   * The public state (a snapshot, or the state rebuilt from in-band messages): lifecycle,
+   * host, stage, invitations, listener count, reaction totals, speaking, count sampling.
+   * Ignored while an event stream drives the page (it says all of it, first).
+   */
+  onPublic(state, first = false) {
+    if (state.count) this.count = state.count;
+    if (this.es && !first) return;
+    if (state.stage) {
+      this.room.stage = state.stage;
+      this.room.cohosts = state.stage.filter((p) => p.role === 'cohost').map((p) => p.sub);
+    }
+    if ('host' in state) this.room.host = state.host;
+    if (state.invited) {
+      const was = this.room.invited.includes(this.me());
+      this.room.invited = state.invited;
+      if (!was && this.me() && state.invited.includes(this.me())) announce('You are invited to speak.');
+    }
+    if (Array.isArray(state.speaking)) this.speaking = new Set(state.speaking);
+    if (typeof state.listeners === 'number') this.listeners = state.listeners;
+    if (state.reactions) this.onServerTotals(state.reactions, first);
+    if (state.lifecycle) this.onLifecycle(state.lifecycle, first);
+    if (!first) {
+      this.afterStageChange();
+      this.renderSpeaking();
+      this.renderCounts();
+      this.renderHeader();
+    }
+    this.syncEvents();
+  }
+
+  /** One in-band message from the LL-HLS parts. */
+  onMeta(msg) {
+    const changed = applyMeta(this.live, msg);
+    if (!changed.size) return;
+    const part = {};
+    for (const k of changed) if (k in this.live) part[k] = this.live[k];
+    this.onPublic(part);
+  }
+
+  /** Polls the public snapshot when nothing arrives in-band (not playing, Ogg, native HLS). */
+  async pollPublic() {
+    if (this.es || this.room.lifecycle === 'ended' || this.polling) return;
+    const fresh = this.player?.lastMetaAt && performance.now() - this.player.lastMetaAt < META_STALE_MS;
+    if (fresh || performance.now() - this.lastPoll < this.pollS * 1000) return;
+    if (document.visibilityState !== 'visible' && !this.wantPlay) return;
+    this.polling = true;
+    this.lastPoll = performance.now();
+    try {
+      this.onPublic(await api('GET', snapshotUrl(this.id), { timeoutMs: 10000 }));
+    } catch {
+      // the next poll
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  /** Who holds an event stream: hosts, co-hosts, speakers, the invited, raised hands. */
+  wantEvents() {
+    if (!this.session || this.room.lifecycle === 'ended' || this.kicked) return false;
+    const me = this.me();
+    return this.session.role !== 'listener' || this.room.host === me || !!this.myStageEntry() ||
+      this.room.invited.includes(me) || this.handRaised || !!this.publisher;
+  }
+
+  /** Opens the event stream when this visitor should hold one; closes it when not any more. */
+  syncEvents() {
+    const want = this.wantEvents();
+    if (want && !this.es) this.openEvents();
+    else if (!want && this.es) {
+      this.es.close();
+      this.es = null;
+      this.setConnection(true);
+    }
+  }
+
+  /** A valid listener token for an interaction: the one held, renewed, or a new join. */
+  async ensureJoined(name) {
+    let s = this.session ?? loadSession(this.id);
+    if (s && !s.expired && s.renew_after && s.renew_after * 1000 < Date.now() && s.role === 'listener') {
+      s = await this.renew(s).catch(() => null);
+    }
+    if (!s || s.expired) s = await this.joinPatiently(name || loadName() || 'Listener');
+    this.session = s;
+    this.publishState();
+    return s;
   }
 
   every(ms, f) {
@@ -98,17 +226,6 @@ class SpacePage {
     const s = sessionFromToken(m[1]);
     if (s && s.space === this.id) saveSession(this.id, s);
     history.replaceState(null, '', location.pathname + location.search);
-  }
-
-  /** Makes sure this browser has a valid token for the space (joining anonymously if not). */
-  async ensureSession() {
-    let s = loadSession(this.id);
-    if (s && !s.expired && s.role === 'listener' && s.renew_after && s.renew_after * 1000 < Date.now()) {
-      s = await this.renew(s).catch(() => null);
-    }
-    if (!s || s.expired) s = await this.joinPatiently(loadName() || 'Listener');
-    this.session = s;
-    this.publishState();
   }
 
   /**
@@ -143,10 +260,11 @@ class SpacePage {
     return n;
   }
 
-  /** Every second: token renewal, the countdown of a scheduled space, the level meter. */
+  /** Every second: the snapshot poll, token renewal (event-stream holders), the countdown. */
   async tick() {
+    this.pollPublic();
     const s = this.session;
-    if (s && s.role === 'listener' && s.renew_after && s.renew_after * 1000 < Date.now() && !this.renewing) {
+    if (s && this.es && s.role === 'listener' && s.renew_after && s.renew_after * 1000 < Date.now() && !this.renewing) {
       this.renewing = true;
       try {
         this.session = await this.renew(s);
@@ -159,8 +277,9 @@ class SpacePage {
     if (this.room.lifecycle === 'scheduled' && this.summary.starts_at) this.renderHeader();
   }
 
+  /** Participants holding an event stream stay counted (anonymous pages use public.js's). */
   beacon() {
-    if (this.session && this.room.lifecycle !== 'ended' && document.visibilityState === 'visible') {
+    if (this.session && this.es && this.room.lifecycle !== 'ended' && document.visibilityState === 'visible') {
       api('POST', `${this.base}/presence`, { token: this.session.token }).catch(() => {});
     }
   }
@@ -192,7 +311,7 @@ class SpacePage {
     });
     on('hand_raised', (d) => {
       if (!this.room.hands.some(([s]) => s === d.sub)) this.room.hands.push([d.sub, d.name]);
-      if (d.sub === this.me()) this.handRaised = true;
+      if (d.sub === this.me()) this.setHand(true);
       else if (this.isModerator()) announce(`${d.name} asks to speak.`);
       this.renderHands();
       this.renderParticipation();
@@ -285,8 +404,12 @@ class SpacePage {
         setTimeout(async () => {
           if (this.es !== es) return;
           try {
+            if (!this.wantEvents()) {
+              this.es = null;
+              return;
+            }
             const s = loadSession(this.id);
-            if (!s || s.expired) await this.ensureSession();
+            if (!s || s.expired) await this.ensureJoined();
             else this.session = s;
             this.openEvents();
           } catch (e) {
@@ -300,14 +423,14 @@ class SpacePage {
   }
 
   openEventsLater() {
-    setTimeout(() => this.session && this.openEvents(), backoff(this.esAttempt));
+    setTimeout(() => this.wantEvents() && this.openEvents(), backoff(this.esAttempt));
   }
 
   onSnapshot(d) {
     this.summary = d.space;
     this.listeners = d.space.listeners;
     this.room = d.room;
-    this.handRaised = this.room.hands.some(([s]) => s === this.me());
+    this.setHand(this.room.hands.some(([s]) => s === this.me()));
     this.onLifecycle(d.room.lifecycle, true);
     this.render();
   }
@@ -321,6 +444,8 @@ class SpacePage {
       this.stopSpeaking(false, { closed: true });
       this.player?.stop('ended');
       this.es?.close();
+      this.es = null;
+      this.beaconer?.stop();
       if (!quiet) announce('This space has ended.');
     } else if (lifecycle === 'live' && before === 'scheduled' && !quiet) {
       announce('The space is live.');
@@ -330,15 +455,44 @@ class SpacePage {
 
   dropHand(sub) {
     this.room.hands = this.room.hands.filter(([s]) => s !== sub);
-    if (sub === this.me()) this.handRaised = false;
+    if (sub === this.me()) this.setHand(false);
     this.renderHands();
     this.renderParticipation();
   }
 
+  /** Remembers the hand in the session, so a reload knows to hold the event stream. */
+  setHand(up) {
+    this.handRaised = up;
+    if (this.session && !!this.session.hand !== up) {
+      this.session = { ...this.session, hand: up };
+      saveSession(this.id, this.session);
+    }
+  }
+
+  /** Reactions added (the event stream's `reactions`: counts since the last). */
   onReactions(counts) {
-    for (const [e, n] of Object.entries(counts)) {
-      this.reactionTotals.set(e, (this.reactionTotals.get(e) || 0) + n);
-      for (let i = 0; i < Math.min(n, 5); i++) this.float(e);
+    const totals = { ...Object.fromEntries(this.serverTotals ?? []) };
+    for (const [e, n] of Object.entries(counts)) totals[e] = (totals[e] || 0) + n;
+    this.onServerTotals(totals);
+  }
+
+  /**
+   * Everyone's reaction totals (snapshot, in-band): what grew floats by, except our own
+   * reactions, which floated when sent; `quiet` (the first snapshot) only takes the totals.
+   */
+  onServerTotals(totals, quiet = false) {
+    const before = this.serverTotals;
+    this.serverTotals = new Map(Object.entries(totals));
+    if (before && !quiet) {
+      for (const [e, n] of this.serverTotals) {
+        let d = n - (before.get(e) || 0);
+        if (d <= 0) continue;
+        const own = this.ownReactions.get(e) || 0;
+        const mine = Math.min(own, d);
+        if (mine) this.ownReactions.set(e, own - mine);
+        d -= mine;
+        for (let i = 0; i < Math.min(d, 5); i++) this.float(e);
+      }
     }
     this.renderReactionTotals();
   }
@@ -425,7 +579,7 @@ class SpacePage {
         this.playerDetail = detail;
         this.renderPlayer();
         this.publishState();
-      });
+      }, (msg) => this.onMeta(msg));
       this.player.setVolume(Number(this.els.volume?.value ?? 100) / 100);
     }
     await this.player.play();
@@ -437,11 +591,14 @@ class SpacePage {
     this.renderPlayer();
   }
 
+  /** A name typed: the page joins under it (or renews its token under it). */
   async rename(name) {
-    if (!name || !this.session || name === this.session.name || this.myRole() !== 'listener') return;
+    if (!name || this.myRole() !== 'listener' || name === this.session?.name) return;
     saveName(name);
     try {
-      this.session = await this.renew(this.session, name);
+      if (!this.session) await this.ensureJoined(name);
+      else this.session = await this.renew(this.session, name);
+      this.renderParticipation();
     } catch (e) {
       announce(e.message);
     }
@@ -451,22 +608,25 @@ class SpacePage {
     const name = this.els.name?.value.trim() || 'Listener';
     saveName(name);
     try {
+      await this.ensureJoined(name);
       if (name !== this.session.name && this.myRole() === 'listener') {
         // The name travels in the token: renew it under the new name (same participant).
         this.session = await this.renew(this.session, name);
       }
       await this.act('raise-hand');
-      this.handRaised = true;
+      this.setHand(true);
+      this.syncEvents();
       announce('Your hand is raised. The host will see your request.');
-    } catch {
-      // announced by act()
+    } catch (e) {
+      if (e?.status === 0 || e?.status >= 500) announce(e.message); // act() announced the others
     }
     this.renderParticipation();
   }
 
   async lowerHand() {
     await this.act('lower-hand').catch(() => {});
-    this.handRaised = false;
+    this.setHand(false);
+    this.syncEvents();
     this.renderParticipation();
   }
 
@@ -539,11 +699,31 @@ class SpacePage {
     }
   }
 
-  async react(emoji) {
+  /** A reaction floats at once and counts in our total; it reaches the server in a batch. */
+  react(emoji) {
+    if (this.room.lifecycle === 'ended') return;
+    if (!this.reactionBatch.add(emoji)) {
+      announce('Slow down: your reactions are still on their way.');
+      return;
+    }
+    this.ownReactions.set(emoji, (this.ownReactions.get(emoji) || 0) + 1);
+    this.float(emoji);
+    this.renderReactionTotals();
+  }
+
+  async sendReactions(counts) {
+    const s = await this.ensureJoined();
     try {
-      await api('POST', `${this.base}/reactions`, { token: this.session.token, body: { emoji } });
+      await api('POST', `${this.base}/reactions`, { token: s.token, body: { counts } });
     } catch (e) {
-      announce(e.status === 429 ? 'Slow down: at most 5 reactions a second.' : e.message);
+      if (e.status === 401) {
+        // An expired or revoked listener token: join again once, then send.
+        saveSession(this.id, null);
+        this.session = null;
+        const t = await this.ensureJoined();
+        return api('POST', `${this.base}/reactions`, { token: t.token, body: { counts } });
+      }
+      throw e;
     }
   }
 
@@ -670,7 +850,7 @@ class SpacePage {
     const me = this.me();
     const mod = this.isModerator();
     const items = this.room.stage.map((p) => {
-      const speaking = (this.levels.get(p.sub) ?? -100) > SPEAKING_DBFS && !p.muted;
+      const speaking = this.isSpeaking(p);
       const status = [ROLE_LABEL[p.role] ?? p.role];
       if (p.sub === me) status.push('you');
       if (!p.connected) status.push('not connected');
@@ -699,10 +879,17 @@ class SpacePage {
     if (key) container.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
   }
 
+  /** From the event stream's levels when it is open, else from the in-band `speaking`. */
+  isSpeaking(p) {
+    if (p.muted) return false;
+    if (this.es) return (this.levels.get(p.sub) ?? -100) > SPEAKING_DBFS;
+    return this.speaking.has(p.sub);
+  }
+
   renderSpeaking() {
     for (const li of this.els.stage.querySelectorAll('li[data-sub]')) {
       const p = this.room.stage.find((x) => x.sub === li.dataset.sub);
-      const speaking = !!p && !p.muted && (this.levels.get(p.sub) ?? -100) > SPEAKING_DBFS;
+      const speaking = !!p && this.isSpeaking(p);
       if (li.dataset.speaking !== String(speaking)) {
         li.dataset.speaking = String(speaking);
         const label = li.querySelector('.speaking-label');
@@ -740,7 +927,7 @@ class SpacePage {
     const role = this.myRole();
     const mine = this.myStageEntry();
     const parts = [];
-    if (lc === 'ended' || !this.session) {
+    if (lc === 'ended' || this.kicked) {
       replace(e.participation, h('p', { class: 'muted' }, lc === 'ended' ? 'The space has ended.' : 'You are not in this space.'));
       return;
     }
@@ -769,7 +956,8 @@ class SpacePage {
         h('button', { type: 'button', class: 'primary', 'data-key': 'join', onclick: () => this.joinStage() }, 'Join stage'),
         h('button', { type: 'button', 'data-key': 'decline-invite', onclick: () => this.declineInvite() }, 'Decline invite')));
     } else {
-      const name = h('input', { id: 'name', type: 'text', maxlength: 64, autocomplete: 'nickname', value: this.session.name === 'Listener' ? loadName() : this.session.name });
+      const current = this.session?.name;
+      const name = h('input', { id: 'name', type: 'text', maxlength: 64, autocomplete: 'nickname', value: !current || current === 'Listener' ? loadName() : current });
       e.name = name;
       // A name typed is the name shown (to the host's audience list too), hand raised or not.
       name.addEventListener('change', () => this.rename(name.value.trim()));
@@ -790,7 +978,10 @@ class SpacePage {
   renderReactionTotals() {
     const t = this.els.totals;
     if (!t) return;
-    replace(t, [...this.reactionTotals.entries()].map(([em, n]) =>
+    const shown = new Map(this.serverTotals ?? []);
+    for (const [em, n] of this.ownReactions) if (n) shown.set(em, (shown.get(em) || 0) + n);
+    this.reactionTotals = shown;
+    replace(t, [...shown.entries()].map(([em, n]) =>
       h('li', { 'data-emoji': em, 'aria-label': `${em} ${n}` }, em, ' ', h('span', { class: 'n' }, count(n)))));
   }
 

@@ -63,7 +63,7 @@ pub fn classify(method: &str, path: &str) -> Kind {
             // Raising a hand is a listener's; the other stage actions are moderation, and a
             // moderator's credential promotes them anyway.
             ("stage", _) => class(Class::Browse, false),
-            ("presence" | "reactions" | "timeline" | "audience", None) => {
+            ("presence" | "beacon" | "reactions" | "timeline" | "audience", None) => {
                 class(Class::Browse, false)
             }
             // Lifecycle verbs (start, end, resume, takeover): the host's.
@@ -75,7 +75,7 @@ pub fn classify(method: &str, path: &str) -> Kind {
         if rest.ends_with("/live.opus") {
             return class(Class::Join, true);
         }
-        if rest.contains("/hls/") {
+        if rest.contains("/hls/") || rest.ends_with("/snapshot.json") {
             return Kind::Shared;
         }
     }
@@ -110,6 +110,8 @@ mod tests {
             ("POST", "/api/spaces/x/stage/raise", c(Class::Browse, false)),
             ("POST", "/api/spaces/x/reactions", c(Class::Browse, false)),
             ("POST", "/api/spaces/x/presence", c(Class::Browse, false)),
+            ("POST", "/api/spaces/x/beacon", c(Class::Browse, false)),
+            ("GET", "/spaces/x/snapshot.json", Kind::Shared),
             ("GET", "/api/admin/shield", c(Class::Control, false)),
             ("GET", "/spaces/x/live.opus", c(Class::Join, true)),
             ("GET", "/spaces/x/hls/live.m3u8", Kind::Shared),

@@ -34,6 +34,7 @@ use tribune_media::mixer::FRAME_SAMPLES;
 use crate::gzip::{self, fnv1a};
 
 mod disk;
+pub mod meta;
 
 use disk::{DiskJob, disk_loop, file_job, restore, write_atomically};
 pub use disk::{JOURNAL, OPEN_PARTS};
@@ -113,8 +114,8 @@ pub struct Hls {
     pub born_ms: u64,
     /// Directory of the segments on disk (`<data>/hls/<space>`).
     pub dir: PathBuf,
-    /// Timed metadata for the next part (JSON), set by the space's housekeeping.
-    meta: Mutex<Option<String>>,
+    /// The timed metadata of the parts ([`meta`]), fed by the space's housekeeping.
+    meta: Mutex<meta::MetaTrack>,
     cfg: hls::Config,
 }
 
@@ -189,7 +190,7 @@ impl Hls {
             index: Text::new(hls::multivariant(bandwidth)),
             born_ms: crate::space::now_ms(),
             dir,
-            meta: Mutex::new(None),
+            meta: Mutex::new(meta::MetaTrack::default()),
             cfg,
         }))
     }
@@ -204,9 +205,9 @@ impl Hls {
         self.state.lock().rendition.max_block()
     }
 
-    /// The timed metadata carried by the next part.
-    pub fn set_meta(&self, json: String) {
-        *self.meta.lock() = Some(json);
+    /// The state the next parts' timed metadata describe ([`meta`]).
+    pub fn set_meta(&self, state: serde_json::Map<String, serde_json::Value>) {
+        self.meta.lock().set(state);
     }
 
     /// A blocking playlist request: ready, wait, or too far.
@@ -495,7 +496,7 @@ impl Packager {
                 duration: FRAME_SAMPLES as u32,
             })
             .collect();
-        let meta = self.hls.meta.lock().take();
+        let meta = self.hls.meta.lock().next_part();
         let emsgs: Vec<Emsg> = meta
             .map(|json| Emsg {
                 scheme_id_uri: EMSG_ID3_SCHEME.to_owned(),
@@ -521,6 +522,13 @@ impl Packager {
     /// The stream ends (`ending`) or is suspended for a restart: flush what is pending, close
     /// the open segment and, if ending, the playlists.
     pub fn end(&mut self, ending: bool) {
+        if ending {
+            // The last part tells the players' pages too.
+            self.hls
+                .meta
+                .lock()
+                .set_key("lifecycle", serde_json::Value::from("ended"));
+        }
         self.flush();
         self.hls.end(ending, &self.disk);
         // Wait until the replay is on disk: the pager thread is joined at shutdown, so a stopped
