@@ -9,6 +9,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 # The web app's retry policy against a loopback server that resets, then refuses, then answers.
 node tests/web/retry.mjs
+# The listener page's pure parts: in-band merge, ID3 reader, count sampling, reaction batches.
+node tests/web/public.mjs
 # A real browser (headless Chromium + hls.js, MSE, low-latency mode) plays a space's LL-HLS.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 TRIBUNE_BIN=$PWD/target/debug/tribune node tests/browser/hls_browser.mjs
@@ -17,3 +19,6 @@ TRIBUNE_BIN=$PWD/target/debug/tribune node tests/browser/ogg_audio.mjs
 # The web app end to end: host, guest and listener in three headless Chromium processes with fake
 # microphones, in a private network namespace (screenshots in target/browser-artifacts/webapp).
 TRIBUNE_BIN=$PWD/target/debug/tribune tests/browser/run_webapp.sh
+# The listener page through real nginx and Varnish edges: no join, event stream or presence
+# reaches the origin until the listener raises a hand (private network namespace).
+TRIBUNE_BIN=$PWD/target/debug/tribune tests/browser/run_edge_page.sh

@@ -4,9 +4,12 @@
 # and STREAMS an object still being fetched to every request waiting for it, so a hinted part
 # or a blocking playlist reload that the origin holds until it exists reaches all waiters the
 # moment its first byte does (nginx's proxy_cache_lock makes waiters poll, up to ~500 ms late).
-# The origin sees about one request per object per edge, not one per listener. The Ogg stream
+# The origin sees about one request per object per edge, not one per listener. The listener's
+# web page is cached the same way: the HTML shell, the app's versioned files (immutable) and
+# each space's public snapshot (snapshot.json, max-age=1), so opening the page and pressing
+# Play reaches the origin a handful of times per edge, not per listener. The Ogg stream
 # (live.opus) and the event stream pass through uncached; everything else (API, tokens, joins,
-# WHIP, admin, the web app) is never cached.
+# count beacons, reactions, WHIP, admin, recordings) is never cached.
 #
 # Tokens to substitute (sed, your config management):
 #   @ORIGIN_HOST@  the origin's address, e.g. 10.0.0.5 (Varnish resolves a name once, at load)
@@ -39,8 +42,18 @@ sub vcl_recv {
         unset req.http.Authorization;
         return (hash);
     }
-    # Everything else goes to the origin every time: joins, tokens, WHIP (POST/DELETE/PATCH),
-    # stage actions, events, admin, the app's files (they revalidate with ETags anyway).
+    # The page, the same for everyone: the HTML shell (/, /spaces/ID, /spaces/ID/replay), the
+    # app's files (/app/BUILD/FILE, immutable) and the public snapshot. The origin's
+    # Cache-Control says for how long (a 404 shell is no-cache, so never kept).
+    if ((req.method == "GET" || req.method == "HEAD") &&
+        (req.url ~ "^/(\?|$)" || req.url ~ "^/app/" ||
+         req.url ~ "^/spaces/[^/?]+(/replay|/snapshot\.json)?/?(\?|$)")) {
+        unset req.http.Cookie;
+        unset req.http.Authorization;
+        return (hash);
+    }
+    # Everything else goes to the origin every time: joins, tokens, beacons, reactions, WHIP
+    # (POST/DELETE/PATCH), stage actions, events, admin, recordings.
     return (pass);
 }
 
@@ -57,6 +70,13 @@ sub vcl_hash {
 }
 
 sub vcl_backend_response {
+    if (bereq.url ~ "/snapshot\.json(\?|$)" && beresp.status == 200) {
+        # max-age=1 while live: while one request refreshes it, the copy at most a second old
+        # answers everyone else.
+        set beresp.grace = 1s;
+        set beresp.keep = 0s;
+        return (deliver);
+    }
     if (bereq.url ~ "^/spaces/[^/]+/hls/") {
         # The origin's Cache-Control decides how long (parts and segments immutable, live.m3u8
         # 1 s, a blocking answer 60 s). Errors (a 503 after a blocking timeout, a 404 for a part

@@ -9,10 +9,10 @@
 // it through createMediaElementSource into an AnalyserNode and looks for the tone in the FFT. It
 // also records the ID3 samples hls.js extracts from the parts' `emsg` boxes
 // (Hls.Events.FRAG_PARSING_METADATA) and decodes their `tribune` TXXX frame (JSON of the
-// speaking indicators).
+// room's state, changes only: `speaking` names the speaker while the tone plays).
 //
-// Passes when: the tone is detected; at least one metadata sample carries parseable JSON with a
-// speaker level; the page made blocking playlist reloads (`_HLS_msn=`) and fetched parts
+// Passes when: the tone is detected; at least one metadata sample carries parseable JSON naming
+// the speaker as speaking; the page made blocking playlist reloads (`_HLS_msn=`) and fetched parts
 // (`/part/`), as seen by Playwright's page.on('request') and by the server's own counters
 // (`tribune_hls_blocking_reloads_total`, `tribune_hls_parts_total` at /metrics) — so plain HLS cannot pass.
 // Everything started is stopped; the whole run is bounded (DEADLINE_MS, default 90 s).
@@ -161,8 +161,9 @@ window.runTest = async function (src, opts) {
         state.meta.tribune++;
         let j;
         try { j = JSON.parse(f.value); } catch { state.meta.badJson++; continue; }
-        const levels = Array.isArray(j.levels) ? j.levels : [];
-        if (levels.some((l) => l && typeof l.dbfs === 'number' && Number.isFinite(l.dbfs))) {
+        // A key part (`k`) or a change naming who is speaking (crates/server/src/hls/meta.rs).
+        const speaking = Array.isArray(j.speaking) ? j.speaking : [];
+        if (speaking.some((sub) => typeof sub === 'string' && sub.length > 0)) {
           state.meta.withLevel++;
           if (!state.meta.example) state.meta.example = f.value.slice(0, 300);
         }
@@ -290,7 +291,7 @@ async function main() {
   if (!r.tone) problems.push(`no ${TONE_HZ} Hz tone detected (best peak-over-floor ${JSON.stringify(r.best)})`);
   if (r.meta.withLevel < 1) {
     problems.push(
-      `no in-stream metadata with a speaker level (ID3 samples ${r.meta.samples}, tribune TXXX ${r.meta.tribune}, bad JSON ${r.meta.badJson})`,
+      `no in-stream metadata naming a speaker as speaking (ID3 samples ${r.meta.samples}, tribune TXXX ${r.meta.tribune}, bad JSON ${r.meta.badJson})`,
     );
   }
   if (seen.blocking < 1) problems.push('no blocking playlist reload (_HLS_msn=) requested');

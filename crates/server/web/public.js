@@ -105,7 +105,7 @@ export function viewerLevel(id) {
  * refusal or a failure is simply skipped: the next interval tries again.
  */
 export class Beacon {
-  constructor(url, viewer, { count, active, post, random = Math.random, setTimer = setTimeout, clearTimer = clearTimeout }) {
+  constructor(url, viewer, { count, active, post, random = Math.random, setTimer = (f, ms) => setTimeout(f, ms), clearTimer = (t) => clearTimeout(t) }) {
     Object.assign(this, { url, viewer, count, active, post, random, setTimer, clearTimer });
     this.level = viewerLevel(viewer);
     this.timer = null;
@@ -140,7 +140,7 @@ export class Beacon {
  * the batch; any other failure drops it (`onDropped(counts, error)`).
  */
 export class ReactionBatch {
-  constructor(send, { onDropped = () => {}, setTimer = setTimeout, now = () => Date.now() } = {}) {
+  constructor(send, { onDropped = () => {}, setTimer = (f, ms) => setTimeout(f, ms), now = () => Date.now() } = {}) {
     Object.assign(this, { send, onDropped, setTimer, now });
     this.pending = new Map();
     this.timer = null;
