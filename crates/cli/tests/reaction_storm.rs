@@ -42,15 +42,22 @@ async fn a_reaction_storm_is_shed_honestly_and_the_audio_goes_on() {
     // more on the audience port: past its per-address cap the answer is a canned 503 written
     // before the request is read, which an HTTP client may see as a broken exchange).
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(usize::MAX)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
+    // Each listener from its own loopback address, as a real audience is: the per-address
+    // limits in front of the API are not what this test is about.
+    let clients: Vec<reqwest::Client> = (0..LISTENERS)
+        .map(|i| {
+            let ip = std::net::Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8);
+            reqwest::Client::builder()
+                .local_address(std::net::IpAddr::V4(ip))
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client")
+        })
+        .collect();
     let url = format!("{base}/api/spaces/{id}/reactions");
     let mut tasks = Vec::with_capacity(LISTENERS * ROUNDS);
-    for _ in 0..ROUNDS {
-        for t in &tokens {
+    for (t, client) in tokens.iter().zip(&clients) {
+        for _ in 0..ROUNDS {
             let (client, url, t) = (client.clone(), url.clone(), t.clone());
             let gate = gate.clone();
             tasks.push(tokio::spawn(async move {
