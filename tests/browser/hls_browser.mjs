@@ -161,7 +161,7 @@ window.runTest = async function (src, opts) {
         state.meta.tribune++;
         let j;
         try { j = JSON.parse(f.value); } catch { state.meta.badJson++; continue; }
-        // A key part (`k`) or a change naming who is speaking (crates/server/src/hls/meta.rs).
+        // A key part (k) or a change naming who is speaking (crates/server/src/hls/meta.rs).
         const speaking = Array.isArray(j.speaking) ? j.speaking : [];
         if (speaking.some((sub) => typeof sub === 'string' && sub.length > 0)) {
           state.meta.withLevel++;

@@ -256,8 +256,13 @@ fn fragment_boxes() {
     let traf = only(moof, b"traf");
 
     let tfhd = only(traf, b"tfhd");
-    assert_eq!(full(tfhd).1, 0x02_0000, "default-base-is-moof only");
+    assert_eq!(
+        full(tfhd).1,
+        0x02_0000 | 0x08,
+        "default-base-is-moof and the default sample duration"
+    );
     assert_eq!(be32(tfhd, 4), TRACK_ID);
+    assert_eq!(be32(tfhd, 8), 960, "every sample lasts 20 ms");
 
     let tfdt = only(traf, b"tfdt");
     assert_eq!(full(tfdt).0, 1, "tfdt version 1");
@@ -265,16 +270,11 @@ fn fragment_boxes() {
 
     let trun = only(traf, b"trun");
     let (_, flags) = full(trun);
-    assert_eq!(
-        flags,
-        0x001 | 0x100 | 0x200,
-        "data offset, durations, sizes"
-    );
+    assert_eq!(flags, 0x001 | 0x200, "data offset and sizes");
     assert_eq!(be32(trun, 4) as usize, samples.len());
     let data_offset = be32(trun, 8) as usize;
     for (i, s) in samples.iter().enumerate() {
-        assert_eq!(be32(trun, 12 + 8 * i), 960);
-        assert_eq!(be32(trun, 16 + 8 * i) as usize, s.data.len());
+        assert_eq!(be32(trun, 12 + 4 * i) as usize, s.data.len());
     }
     // The data offset counts from the moof's first byte to the mdat payload.
     let mdat = &top[2];
