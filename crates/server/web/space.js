@@ -203,8 +203,21 @@ class SpacePage {
     }
   }
 
-  /** A valid listener token for an interaction: the one held, renewed, or a new join. */
-  async ensureJoined(name) {
+  /**
+   * A valid listener token for an interaction: the one held, renewed, or a new join. Calls made
+   * while one is under way share it (a name typed and a hand raised in one gesture are one
+   * participant, not two).
+   */
+  ensureJoined(name) {
+    if (!this.joining) {
+      this.joining = this.joinOnce(name).finally(() => {
+        this.joining = null;
+      });
+    }
+    return this.joining;
+  }
+
+  async joinOnce(name) {
     let s = this.session ?? loadSession(this.id);
     if (s && !s.expired && s.renew_after && s.renew_after * 1000 < Date.now() && s.role === 'listener') {
       s = await this.renew(s).catch(() => null);
