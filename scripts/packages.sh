@@ -17,6 +17,7 @@ if [[ "${1:-build}" == test ]]; then
   need+=(gstreamer1.0-plugins-bad gstreamer1.0-tools)
   need+=(python3-venv)             # aiortc (PyPI) in a virtualenv of the tests
   need+=(varnish)                  # the Varnish edge of deploy/varnish (tests/edge_varnish.rs)
+  need+=(redis-server)             # the cluster's shared state (tests/cluster.rs starts its own)
   # node and npm run tests/browser; a NodeSource nodejs (which bundles npm) counts as present.
   command -v node >/dev/null || need+=(nodejs)
   command -v npm >/dev/null || need+=(npm)
@@ -34,7 +35,11 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 if [[ "${1:-build}" == test ]]; then
-  # playwright-core (tests/browser) needs node 20 or later; Debian 12's nodejs is 18.
+  # playwright-core (tests/browser) needs node 20 or later; Debian 12's nodejs is 18. Stop here,
+  # saying so, rather than let the browser tests fail later for a reason they cannot name.
   major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-  ((major >= 20)) || echo "warning: node $(node --version 2>/dev/null || echo missing) is older than 20; tests/browser needs 20+" >&2
+  if ((major < 20)); then
+    echo "error: node $(node --version 2>/dev/null || echo missing) is older than 20; tests/browser needs 20+ (e.g. NodeSource's nodejs)" >&2
+    exit 1
+  fi
 fi

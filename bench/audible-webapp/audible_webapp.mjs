@@ -61,7 +61,7 @@ const lib = await import('../../tests/browser/lib.mjs');
 const { chromium } = await import('../../tests/browser/node_modules/playwright-core/index.mjs');
 const { TRIBUNE_BIN, CHROMIUM_BIN, VERBOSE, cleanupAll, guard, onCleanup, sleep, startChild, startServer, stopping, withTimeout } = lib;
 
-const ADMIN_KEY = 'k';
+const ADMIN_KEY = 'audible-webapp-operator-key';
 const HZ = 440;
 const POLL_MS = 20;
 const MODES = process.argv.slice(2).length ? process.argv.slice(2) : ['hls'];

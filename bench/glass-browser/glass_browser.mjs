@@ -40,16 +40,20 @@
 //   SETTLE_S      beeps sent in the first SETTLE_S seconds are excluded (default 5)
 //   JSON_OUT      where to write the JSON ("" to skip)
 //   DEADLINE_MS   hard limit for the whole run (default S × 1000 + 120000)
+//   EDGE          nginx or varnish: play through that edge (deploy/nginx/edge.conf,
+//                 deploy/varnish/edge.vcl) started in front of the origin; default: the origin
 //   VERBOSE=1     echo tribune's stderr and the page's console
 // node_modules: reuses tests/browser/node_modules (hls.js 1.7.4, playwright-core 1.65.1, pinned).
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from '../../tests/browser/node_modules/playwright-core/index.mjs';
+import { cleanupAll as cleanupEdges } from '../../tests/browser/lib.mjs';
+import { startNginxEdge, startVarnishEdge } from '../../tests/browser/edges.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const env = process.env;
@@ -59,12 +63,15 @@ const TRIBUNE_BIN = env.TRIBUNE_BIN
 const CHROMIUM_BIN = env.CHROMIUM_BIN || '/usr/bin/chromium';
 const S = Number(env.SECONDS_ || 60);
 const SETTLE_S = Number(env.SETTLE_S ?? 5);
-const JSON_OUT = env.JSON_OUT ?? path.resolve(here, `../json/glass-browser-${S}.json`);
+// EDGE=nginx|varnish: the page plays through that edge of deploy/ (in front of the origin).
+const EDGE = env.EDGE || '';
+if (!['', 'nginx', 'varnish'].includes(EDGE)) throw new Error(`EDGE must be nginx or varnish, not ${EDGE}`);
+const JSON_OUT = env.JSON_OUT ?? path.resolve(here, `../json/glass-browser${EDGE ? `-${EDGE}` : ''}-${S}.json`);
 const DEADLINE_MS = Number(env.DEADLINE_MS || S * 1000 + 120000);
 const VERBOSE = env.VERBOSE === '1';
 const HLS_JS = path.resolve(here, '../../tests/browser/node_modules/hls.js/dist/hls.min.js');
 const HLS_PKG = path.resolve(here, '../../tests/browser/node_modules/hls.js/package.json');
-const ADMIN_KEY = 'k';
+const ADMIN_KEY = 'glass-browser-operator-key';
 
 const RATE = 48000;
 const FIRST_BEEP_S = 1.0;
@@ -379,8 +386,16 @@ async function main() {
   const wav = path.join(dataDir, 'beeps.wav');
   writeWav(wav, S + 10.5);
 
-  const { base, srv } = await startServer(dataDir);
-  const space = await createSpace(base);
+  const { base: origin, srv } = await startServer(dataDir);
+  const space = await createSpace(origin);
+  cleanups.push(() => cleanupEdges());
+  const originPort = Number(new URL(origin).port);
+  if (EDGE === 'varnish') chmodSync(dataDir, 0o755); // varnishd reads its VCL as its own user
+  const edge = EDGE === 'nginx'
+    ? await startNginxEdge(dataDir, `127.0.0.1:${originPort}`)
+    : EDGE === 'varnish' ? await startVarnishEdge(dataDir, originPort) : null;
+  // What the page plays from (the edge, else the origin); the speaker publishes to the origin.
+  const base = edge ? edge.base : origin;
   const src = `${base}/spaces/${space.id}/hls/index.m3u8`;
 
   // A listener joins a space that is already live: wait until live.m3u8 lists 3 segments (the
@@ -454,7 +469,7 @@ async function main() {
   let connectedAt = null;
   const speak = startChild(
     'speak',
-    ['speak', '--whip', `${base}/api/spaces/${space.id}/whip`, '--token', space.host_token,
+    ['speak', '--whip', `${origin}/api/spaces/${space.id}/whip`, '--token', space.host_token,
       '--file', wav, '--seconds', String(S + 10)],
     (line, at) => {
       if (connectedAt === null && line.includes('WebRTC connected')) connectedAt = at;
@@ -507,6 +522,7 @@ async function main() {
   const settledSent = Array.from({ length: beeps }, (_, k) => sendAt(k)).filter((t) => t >= connectedAt + SETTLE_S * 1000).length;
 
   const report = {
+    path: EDGE || 'origin',
     seconds: S,
     settle_s: SETTLE_S,
     chromium: browserVersion,
@@ -539,7 +555,7 @@ async function main() {
   };
 
   const row = (name, s) => `| ${name} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.max)} | ${ms(s.min)} | ${s.n} |`;
-  console.log(`\nBrowser glass-to-glass (Chromium ${browserVersion}, hls.js ${report.hls_js}, lowLatencyMode), ${S} s`);
+  console.log(`\nBrowser glass-to-glass through ${EDGE || 'no edge (origin)'} (Chromium ${browserVersion}, hls.js ${report.hls_js}, lowLatencyMode), ${S} s`);
   console.log(`beeps heard ${heard.length}/${beeps}; after ${SETTLE_S} s settle ${settled.length}/${settledSent}; extra onsets ${extra}; numbering disagreements ${disagree}`);
   console.log(`playlist ${JSON.stringify(G.playlist)}; requests ${JSON.stringify(req)}; clock offset page−node ${clockCheck.offset.toFixed(2)} ms (rtt ${clockCheck.rtt.toFixed(2)} ms)`);
   console.log(`audio ctx ${JSON.stringify(G.audioCtx)}; poll ${JSON.stringify(G.pollStats)}; load ${loadBefore} → ${loadAfter}`);

@@ -22,7 +22,7 @@ HOLD=${HOLD:-30}
 OUT=${OUT:-bench/json/peers}
 PARTS=${PARTS:-ogg hls icecast}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
-KEY=peer-bench
+KEY=peer-bench-operator-key
 mkdir -p "$OUT"
 
 missing=()

@@ -18,45 +18,19 @@
 // Environment: TRIBUNE_BIN, CHROMIUM_BIN, DEADLINE_MS (default 240000), VERBOSE=1.
 
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {
   cleanupAll, guard, launchChromium, onCleanup, repoRoot, sleep, startChild, startServer, waitTone,
   writeToneWav,
 } from './lib.mjs';
+import { freePort, startNginxEdge, startVarnishEdge, until } from './edges.mjs';
 
 const DEADLINE_MS = Number(process.env.DEADLINE_MS || 240000);
-const NGINX_BIN = '/usr/sbin/nginx';
-const VARNISHD = '/usr/sbin/varnishd';
-const ADMIN = 'k';
+const ADMIN = 'edge-page-operator-key';
 const log = (...a) => console.log('[edge-page]', ...a);
 
 guard('edge page', DEADLINE_MS);
-
-const freePort = () => new Promise((resolve, reject) => {
-  const s = net.createServer();
-  s.on('error', reject);
-  s.listen(0, '127.0.0.1', () => {
-    const p = s.address().port;
-    s.close(() => resolve(p));
-  });
-});
-
-async function until(what, f, ms = 30000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    try {
-      last = await f();
-      if (last) return last;
-    } catch (e) {
-      last = e.message;
-    }
-    await sleep(250);
-  }
-  throw new Error(`${what}: not within ${ms} ms (last: ${JSON.stringify(last)})`);
-}
 
 async function call(method, url, { token, body } = {}) {
   const headers = {};
@@ -74,59 +48,12 @@ async function call(method, url, { token, body } = {}) {
 }
 
 async function metric(base, name) {
-  const text = await (await fetch(`${base}/metrics`)).text();
+  const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return line ? Number(line.split(' ')[1]) : NaN;
 }
 
-async function startNginxEdge(tmp, origin) {
-  if (!existsSync(NGINX_BIN)) throw new Error(`no nginx at ${NGINX_BIN} (scripts/packages.sh test)`);
-  const port = await freePort();
-  const prefix = path.join(tmp, 'nginx');
-  mkdirSync(path.join(prefix, 'cache'), { recursive: true });
-  const conf = readFileSync(path.join(repoRoot, 'deploy/nginx/edge.conf'), 'utf8')
-    .replaceAll('@USER@', process.getuid?.() === 0 ? 'root' : os.userInfo().username)
-    .replaceAll('@PORT@', `127.0.0.1:${port}`)
-    .replaceAll('@ORIGIN@', origin)
-    .replaceAll('@CACHE@', path.join(prefix, 'cache'))
-    .replaceAll('@PREFIX@', prefix);
-  const confPath = path.join(prefix, 'edge.conf');
-  writeFileSync(confPath, conf);
-  startChild('nginx', ['-c', confPath, '-p', prefix, '-e', path.join(prefix, 'error.log'), '-g', 'daemon off;'], { bin: NGINX_BIN });
-  const base = `http://127.0.0.1:${port}`;
-  await until('nginx edge answers', async () => (await fetch(`${base}/healthz`)).ok, 10000);
-  // Origin requests: access-log lines with an upstream address (flushed every second).
-  const originRequests = () => {
-    const file = path.join(prefix, 'access.log');
-    if (!existsSync(file)) return [];
-    return readFileSync(file, 'utf8').split('\n')
-      .filter((l) => / up=\d/.test(l))
-      .map((l) => (l.match(/"(\S+) (\S+)"/) || []).slice(1).join(' '));
-  };
-  return { name: 'nginx', base, originRequests };
-}
-
-async function startVarnishEdge(tmp, originPort) {
-  if (!existsSync(VARNISHD)) throw new Error(`no varnishd at ${VARNISHD} (scripts/packages.sh test)`);
-  const port = await freePort();
-  const dir = path.join(tmp, 'varnish');
-  mkdirSync(dir, { recursive: true });
-  const vcl = readFileSync(path.join(repoRoot, 'deploy/varnish/edge.vcl'), 'utf8')
-    .replaceAll('@ORIGIN_HOST@', '127.0.0.1')
-    .replaceAll('@ORIGIN_PORT@', String(originPort));
-  writeFileSync(path.join(dir, 'edge.vcl'), vcl);
-  startChild('varnishd', ['-F', '-a', `127.0.0.1:${port}`, '-f', path.join(dir, 'edge.vcl'), '-n', path.join(dir, 'n'), '-s', 'malloc,64m'], { bin: VARNISHD });
-  const base = `http://127.0.0.1:${port}`;
-  await until('varnish edge answers', async () => (await fetch(`${base}/healthz`)).ok, 15000);
-  const logFile = path.join(dir, 'backend.log');
-  const ncsa = startChild('varnishncsa', ['-b', '-F', '%m %U%q', '-n', path.join(dir, 'n'), '-w', logFile], { bin: '/usr/bin/varnishncsa' });
-  await sleep(1000);
-  if (ncsa.exited()) throw new Error(`varnishncsa exited: ${ncsa.stderrTail()}`);
-  const originRequests = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter(Boolean) : []);
-  return { name: 'varnish', base, originRequests };
-}
-
-const FORBIDDEN = /\/(join|events|presence|tokens)(\?|$)/;
+const FORBIDDEN = /\/(join|events|events\/ticket|presence|tokens)(\?|$)/;
 
 async function listenerThroughEdge(edge, ctx) {
   const { origin, space, hostSub, micWav } = ctx;

@@ -45,7 +45,7 @@ const DEADLINE_MS = Number(env.DEADLINE_MS || 90000);
 const TONE_HZ = 440;
 const WARMUP_MS = 3000; // the speaker publishes this long before the page opens
 const PLAY_TIMEOUT_MS = 35000; // the page's limit for tone + metadata + LL-HLS requests
-const ADMIN_KEY = 'k';
+const ADMIN_KEY = 'hls-browser-operator-key';
 
 // Cleanup on exit, error, signal or deadline: lib.mjs (cleanupAll, guard).
 guard('hls browser', DEADLINE_MS);
@@ -161,7 +161,7 @@ window.runTest = async function (src, opts) {
         state.meta.tribune++;
         let j;
         try { j = JSON.parse(f.value); } catch { state.meta.badJson++; continue; }
-        // A key part (k) or a change naming who is speaking (crates/server/src/hls/meta.rs).
+        // A key part (k) or a change naming who is speaking (crates/engine/src/hls/meta.rs).
         const speaking = Array.isArray(j.speaking) ? j.speaking : [];
         if (speaking.some((sub) => typeof sub === 'string' && sub.length > 0)) {
           state.meta.withLevel++;
@@ -297,7 +297,7 @@ async function main() {
   if (seen.blocking < 1) problems.push('no blocking playlist reload (_HLS_msn=) requested');
   if (seen.parts < 1) problems.push('no part (/part/) requested');
   // The server's side of the same story: its counters of blocking reloads and parts served.
-  const metrics = await (await fetch(`${base}/metrics`)).text();
+  const metrics = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
   const metric = (name) => Number((metrics.match(new RegExp(`^${name} (\\d+)$`, 'm')) || [])[1] || 0);
   const served = { blocking: metric('tribune_hls_blocking_reloads_total'), parts: metric('tribune_hls_parts_total') };
   if (served.blocking < 1) problems.push('the server served no blocking reload (tribune_hls_blocking_reloads_total)');

@@ -146,7 +146,7 @@ export function startChild(name, args, { bin = TRIBUNE_BIN } = {}) {
  * operator key `adminKey`; `extraArgs` are appended. Resolves to `{ base, srv, dataDir }` once
  * the first stdout line, "tribune listening on http://ADDR (media on udp ADDR)", arrived.
  */
-export async function startServer({ adminKey = 'k', prefix = 'tribune-browser-', extraArgs = [] } = {}) {
+export async function startServer({ adminKey = 'browser-test-operator-key', prefix = 'tribune-browser-', extraArgs = [] } = {}) {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), prefix));
   onCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
   const srv = startChild('serve', [

@@ -31,7 +31,7 @@ const DEADLINE_MS = Number(env.DEADLINE_MS || 90000);
 const TONE_HZ = 440;
 const WARMUP_MS = 4000;
 const PLAY_TIMEOUT_MS = 40000;
-const ADMIN_KEY = 'k';
+const ADMIN_KEY = 'ogg-audio-operator-key';
 
 guard('ogg audio element', DEADLINE_MS);
 

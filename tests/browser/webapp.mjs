@@ -73,7 +73,7 @@ import {
 const env = process.env;
 const DEADLINE_MS = Number(env.DEADLINE_MS || 150000);
 const ARTIFACTS = path.resolve(process.cwd(), env.ARTIFACTS || path.join(repoRoot, 'target/browser-artifacts/webapp'));
-const ADMIN_KEY = 'k';
+const ADMIN_KEY = 'webapp-test-operator-key';
 const TITLE = 'Browser show';
 const HOST = 'Hosta';
 const GUEST = 'Guesto';

@@ -1,5 +1,5 @@
 // The listener page's pure parts (crates/server/web/public.js), under Node: the in-band message
-// merge (the same rule as crates/server/src/hls/meta.rs `apply`), the ID3 TXXX reader against
+// merge (the same rule as crates/engine/src/hls/meta.rs `apply`), the ID3 TXXX reader against
 // a tag laid out as crates/media/src/fmp4/id3.rs writes it, the viewer sampling level (the same
 // as crates/room/src/viewers.rs `level`), the beacon schedule, and the reaction batcher (at
 // most one request per BATCH_MS, at most MAX_BATCH per request, Retry-After honoured). Timers

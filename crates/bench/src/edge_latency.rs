@@ -26,6 +26,7 @@ use tribune_client::hls::{self, Arrival, Options};
 
 use crate::harness::{Guard, SETUP_LIMIT, Server};
 use crate::report::{f, json};
+use crate::varnish::{Varnish, free_port};
 
 /// Arguments of `edge-latency`.
 #[derive(Debug, clap::Args)]
@@ -139,12 +140,6 @@ fn version(bin: &Path, flag: &str) -> String {
         .unwrap_or_default()
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// nginx with the edge configuration in front of `origin` (`host:port`), in `dir`.
 fn start_nginx(args: &Args, origin: &str, dir: &Path) -> Result<(Guard, u16)> {
     let port = free_port()?;
@@ -172,29 +167,6 @@ fn start_nginx(args: &Args, origin: &str, dir: &Path) -> Result<(Guard, u16)> {
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {}", args.nginx_bin.display()))?;
-    Ok((Guard::new(child), port))
-}
-
-/// Varnish with the edge VCL in front of the origin at 127.0.0.1:`origin_port`, in `dir`.
-fn start_varnish(args: &Args, origin_port: u16, dir: &Path) -> Result<(Guard, u16)> {
-    let port = free_port()?;
-    let vcl = std::fs::read_to_string(args.deploy_dir.join("varnish/edge.vcl"))
-        .context("deploy/varnish/edge.vcl (run from the repository root, or --deploy-dir)")?
-        .replace("@ORIGIN_HOST@", "127.0.0.1")
-        .replace("@ORIGIN_PORT@", &origin_port.to_string());
-    let path = dir.join("edge.vcl");
-    std::fs::write(&path, vcl)?;
-    let child = Command::new(&args.varnishd_bin)
-        .args(["-F", "-a", &format!("127.0.0.1:{port}"), "-f"])
-        .arg(&path)
-        .arg("-n")
-        .arg(dir.join("n"))
-        .args(["-s", "malloc,256m"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", args.varnishd_bin.display()))?;
     Ok((Guard::new(child), port))
 }
 
@@ -259,7 +231,14 @@ pub async fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&varnish_dir)?;
     let origin = format!("127.0.0.1:{}", server.http_addr.port());
     let (_nginx, nginx_port) = start_nginx(&args, &origin, &nginx_dir)?;
-    let (_varnish, varnish_port) = start_varnish(&args, server.http_addr.port(), &varnish_dir)?;
+    let varnish = Varnish::start(
+        &args.varnishd_bin,
+        &args.deploy_dir,
+        server.http_addr.port(),
+        &varnish_dir,
+        &[],
+    )?;
+    let varnish_port = varnish.port;
     let path = format!("/spaces/{}/hls/live.m3u8", space.id);
     let direct = format!("{}{path}", server.base);
     let edges = [
@@ -406,6 +385,7 @@ mod tests {
             Arrival::Media {
                 uri: "part/3.1.m4s",
                 bytes: 9,
+                body: &[],
             },
         );
         note(
@@ -414,6 +394,7 @@ mod tests {
             Arrival::Media {
                 uri: "seg/3.m4s",
                 bytes: 9,
+                body: &[],
             },
         );
         note(&a, t0, Arrival::Playlist { query: None });

@@ -4,7 +4,7 @@
 //! One server, one space, one `tribune speak` tone (so a `levels` event goes out about 4×/s), and
 //! a driver posting reactions from many joined participants (so a `reactions` event goes out every
 //! 250 ms). The baseline is the server with its speaker and the driver, and no subscribers. Then N
-//! raw HTTP/1.1 subscribers open `GET /api/spaces/{id}/events?token=…` (spread over source
+//! raw HTTP/1.1 subscribers open `GET /api/spaces/{id}/events` (token in `Authorization`) (spread over source
 //! addresses, a bounded number of connects in flight), and once every one has its `snapshot` the
 //! server is watched for a steady window while the events keep coming.
 //!
@@ -392,7 +392,11 @@ async fn open(args: &Args, server: &Server, space: &Space, tokens: &[String]) ->
     for i in 0..args.subscribers {
         let (slots, permits, first_error) = (slots.clone(), permits.clone(), first_error.clone());
         let token = &tokens[i % tokens.len()];
-        let request = net::get_request(&format!("/api/spaces/{}/events?token={token}", space.id));
+        let request = net::get_request_bearer(
+            "127.0.0.1",
+            &format!("/api/spaces/{}/events", space.id),
+            token,
+        );
         let addr = server.http_addr;
         tasks.spawn(async move {
             let slot = &slots[i];

@@ -5,12 +5,16 @@
 //! - `mixer`: CPU per 20 ms tick of the mixer core, in process, on injected time.
 //! - `events`: server CPU per event delivered and memory per event-stream (SSE) subscriber.
 //! - `late-ticks`: whether a flood of control-plane requests delays the mixer.
+//! - `hls-package`: pager-thread cost of packaging one LL-HLS part, a minute and hours into a
+//!   space (in process, injected time).
 //! - `hls-serve`: LL-HLS parts and segments served per server CPU-second, tribune vs nginx.
 //! - `glass`: glass-to-glass latency from a speaker to an HLS listener (LL-HLS and ffmpeg).
 //! - `pow`: what the shield's proof of work costs a client (native, and the web app's solver
 //!   under V8) and the server (per check).
 //! - `udp-junk`: server CPU and mixer late ticks while junk datagrams flood the media port.
 //! - `edge-latency`: what an nginx and a Varnish edge add to LL-HLS parts and blocking reloads.
+//! - `page-listeners`: what web-page listeners behind one Varnish edge cost the origin and the
+//!   edge, at several audience sizes.
 //!
 //! The network benchmarks start real `tribune` processes on loopback and stop everything they
 //! started by themselves: every phase is bounded in time, and every child is killed on drop.
@@ -20,16 +24,18 @@ mod edge_latency;
 mod events;
 mod fanout;
 mod glass;
+mod hls_package;
 mod hls_serve;
 mod icecast;
 mod late_ticks;
 mod mixer;
+mod page_listeners;
 mod pow;
 mod report;
 mod udp_junk;
 
 // One copy of the loopback plumbing, shared with `tribune loadtest`.
-use tribune_load::{harness, net, procstat};
+use tribune_load::{harness, net, procstat, varnish};
 
 use std::process::ExitCode;
 
@@ -54,6 +60,8 @@ enum Command {
     Events(events::Args),
     /// Mixer late ticks while the HTTP API is hammered.
     LateTicks(late_ticks::Args),
+    /// Cost of packaging one LL-HLS part, early and hours into a space (in process).
+    HlsPackage(hls_package::Args),
     /// LL-HLS parts and segments per server CPU-second, tribune vs nginx on the same files.
     HlsServe(hls_serve::Args),
     /// Glass-to-glass latency from a speaker to an HLS listener.
@@ -64,6 +72,8 @@ enum Command {
     Pow(pow::Args),
     /// Latency an nginx and a Varnish edge add to LL-HLS parts and blocking reloads.
     EdgeLatency(edge_latency::Args),
+    /// Origin and edge cost of simulated web-page listeners behind one Varnish edge.
+    PageListeners(page_listeners::Args),
 }
 
 fn main() -> ExitCode {
@@ -86,10 +96,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Mixer(args) => mixer::run(args),
         Command::Pow(args) => pow::run(args),
         Command::LateTicks(args) => runtime(args.client_threads)?.block_on(late_ticks::run(args)),
+        Command::HlsPackage(args) => hls_package::run(args),
         Command::HlsServe(args) => runtime(args.client_threads)?.block_on(hls_serve::run(args)),
         Command::Glass(args) => runtime(2)?.block_on(glass::run(args)),
         Command::EdgeLatency(args) => runtime(2)?.block_on(edge_latency::run(args)),
         Command::UdpJunk(args) => runtime(1)?.block_on(udp_junk::run(args)),
+        Command::PageListeners(args) => {
+            runtime(args.client_threads)?.block_on(page_listeners::run(args))
+        }
     }
 }
 

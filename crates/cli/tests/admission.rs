@@ -69,12 +69,7 @@ async fn joins_from_one_address_are_limited_and_nobody_else_notices() {
             .unwrap();
         assert_eq!(r.status().as_u16(), 200, "the host is never rate limited");
     }
-    let refused = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let refused = scrape(&base).await;
     let line = refused
         .lines()
         .find(|l| l.starts_with("tribune_refusals_total{reason=\"rate_limited\",class=\"join\"}"))

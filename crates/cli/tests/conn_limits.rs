@@ -98,12 +98,7 @@ async fn healthy_from(source: &str, server: SocketAddr) -> bool {
 
 /// The value of one labelled series in `/metrics` at `base`.
 async fn series(base: &str, line_prefix: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
+    let text = scrape(base).await;
     text.lines()
         .find_map(|l| l.strip_prefix(line_prefix))
         .and_then(|v| v.trim().parse().ok())

@@ -171,13 +171,21 @@ async fn sigkill_leaves_a_playable_recording() {
     assert!(tone_present(&ffmpeg_decode(&rec), 440.0));
 }
 
+/// Fails (never skips) unless this host has the IPv6 loopback `::1`, saying how to enable it.
+fn require_ipv6_loopback() {
+    if let Err(e) = std::net::UdpSocket::bind("[::1]:0") {
+        panic!(
+            "no IPv6 loopback: binding [::1]:0 failed ({e}). This test needs `::1` on lo: \
+             `sysctl -w net.ipv6.conf.lo.disable_ipv6=0` (in a container: \
+             `--sysctl net.ipv6.conf.lo.disable_ipv6=0`)"
+        );
+    }
+}
+
 /// One dual-stack UDP port serves an IPv6 and an IPv4 speaker; each hears the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dual_stack_speakers_on_one_port() {
-    if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("no IPv6 loopback here: skipping");
-        return;
-    }
+    require_ipv6_loopback();
     let server = ServerProc::start("dual", &["--udp", "[::]:0", "--advertise", "::1,127.0.0.1"]);
     let base = server.base.clone();
     let (id, host) = create_space(&base, "dual stack").await;
@@ -213,13 +221,7 @@ async fn restart_then_resume_continues_one_recording() {
     let whip = format!("{base}/api/spaces/{id}/whip");
     let a = speak(&whip, &tok, 440, 4, &dir.join("a.wav"));
     wait_ok(a, "first speaker");
-    let pid = server.child.id() as libc::pid_t;
-    // SAFETY: sending a signal to our own child process.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-    assert_eq!(rc, 0);
-    let status = server.child.wait().expect("wait");
-    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    stop_cleanly(&mut server);
     let rec = dir.join("recordings").join(format!("{id}.opus"));
     let (first_part, clean, errors) = ffmpeg_check(&rec);
     assert!(clean, "suspended recording decodes: {errors}");
@@ -245,24 +247,8 @@ async fn restart_then_resume_continues_one_recording() {
     assert_eq!(v["state"], "live");
     let b = speak(&whip, &tok, 660, 4, &dir.join("b.wav"));
     wait_ok(b, "second speaker");
-    let (s, _) = api(
-        "POST",
-        &format!("{base}/api/spaces/{id}/end"),
-        Some(&host),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200);
-    assert!(
-        eventually(Duration::from_secs(10), async || ends_with_eos(&rec)).await,
-        "recording finished"
-    );
-
     // One stream: headers once, page sequence and granules continuous, decodes whole.
-    let bytes = std::fs::read(&rec).unwrap();
-    let mut checker = tribune_client::listen::StreamChecker::new().unwrap();
-    checker.push(&bytes);
-    let st = checker.stats();
+    let (_, st) = end_and_check(&base, &id, &host, &rec).await;
     assert!(st.header_ok, "{st:?}");
     assert_eq!(
         (
@@ -333,4 +319,138 @@ async fn the_demo_is_on_air() {
             "a demo voice is heard"
         );
     }
+}
+
+/// `POST /resume` scans the interrupted recording (tens of MB for a long space) on a blocking
+/// thread without holding the space: while the scan waits on the file, the space still answers.
+/// The recording is swapped for a FIFO the test feeds, so the scan is held exactly as long as the
+/// test wants, with no timing involved; the bytes fed are the real recording, which then goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_scans_the_recording_without_holding_the_space() {
+    let secret = ["--jwt-secret", "resume-scan-secret"];
+    let mut server = ServerProc::start("resume-scan", &secret);
+    let base = server.base.clone();
+    let dir = server.data_dir.clone();
+    let (id, host) = create_space(&base, "resume scan").await;
+    let tok = mint(&base, &id, &host, "speaker", "A").await;
+    let a = speak(
+        &format!("{base}/api/spaces/{id}/whip"),
+        &tok,
+        440,
+        3,
+        &dir.join("a.wav"),
+    );
+    wait_ok(a, "first speaker");
+    stop_cleanly(&mut server);
+
+    let server = ServerProc::start_in(dir.clone(), &secret);
+    let base = server.base.clone();
+    let rec = dir.join("recordings").join(format!("{id}.opus"));
+    let recorded = std::fs::read(&rec).expect("the suspended recording");
+    let kept = dir.join("kept.opus");
+    std::fs::write(&kept, &recorded).unwrap();
+    std::fs::remove_file(&rec).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&rec).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", rec.display());
+
+    let resume = tokio::spawn({
+        let (base, id, host) = (base.clone(), id.clone(), host.clone());
+        async move {
+            api(
+                "POST",
+                &format!("{base}/api/spaces/{id}/resume"),
+                Some(&host),
+                None,
+            )
+            .await
+        }
+    });
+    // Opening the FIFO for writing returns once the server has opened it to scan: from here
+    // until the bytes are written, the scan is in progress.
+    let (rec2, kept2) = (rec.clone(), kept.clone());
+    let writer = tokio::task::spawn_blocking(move || {
+        let w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&rec2)
+            .expect("open the FIFO");
+        // The path gets the real file back (what the repair and the recorder then use); the
+        // scan reads its bytes through the FIFO it already holds.
+        std::fs::remove_file(&rec2).unwrap();
+        std::fs::copy(&kept2, &rec2).unwrap();
+        w
+    })
+    .await
+    .unwrap();
+
+    // Mid-scan, the space answers: its summary takes the room's and the media's locks.
+    let summary = tokio::time::timeout(
+        Duration::from_secs(20),
+        api("GET", &format!("{base}/api/spaces/{id}"), None, None),
+    )
+    .await;
+    let (s, v) = summary.expect("the space answers while its recording is scanned");
+    assert_eq!(s, 200, "{v}");
+    assert!(!resume.is_finished(), "the resume waits for its scan");
+
+    let fed = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut w = writer;
+        w.write_all(&recorded).expect("feed the scan");
+    });
+    fed.await.unwrap();
+    let (s, v) = resume.await.unwrap();
+    assert_eq!(s, 200, "host resumes: {v}");
+    assert_eq!(v["state"], "live");
+    let b = speak(
+        &format!("{base}/api/spaces/{id}/whip"),
+        &tok,
+        660,
+        3,
+        &dir.join("b.wav"),
+    );
+    wait_ok(b, "second speaker");
+    let (bytes, st) = end_and_check(&base, &id, &host, &rec).await;
+    assert!(st.header_ok, "{st:?}");
+    assert!(
+        bytes.len() > std::fs::metadata(&kept).unwrap().len() as usize,
+        "it went on"
+    );
+}
+
+/// Stops the server with SIGTERM (a restart, not a crash) and checks it exits cleanly.
+fn stop_cleanly(server: &mut ServerProc) {
+    let pid = server.child.id() as libc::pid_t;
+    // SAFETY: sending a signal to our own child process.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let status = server.child.wait().expect("wait");
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+}
+
+/// Ends the space as its host, waits for the recording's end of stream, and reads the
+/// recording back through the stream checker: its bytes and what the checker saw.
+async fn end_and_check(
+    base: &str,
+    id: &str,
+    host: &str,
+    rec: &std::path::Path,
+) -> (Vec<u8>, tribune_client::listen::Stats) {
+    let (s, _) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/end"),
+        Some(host),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(
+        eventually(Duration::from_secs(10), async || ends_with_eos(rec)).await,
+        "recording finished"
+    );
+    let bytes = std::fs::read(rec).unwrap();
+    let mut checker = tribune_client::listen::StreamChecker::new().unwrap();
+    checker.push(&bytes);
+    let st = checker.stats().clone();
+    (bytes, st)
 }

@@ -10,119 +10,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::crowd::*;
-use common::*;
-
-const VARNISHD: &str = "/usr/sbin/varnishd";
-
-/// varnishd in the foreground with the edge VCL, and varnishncsa logging its backend requests.
-struct Varnish {
-    daemon: Child,
-    ncsa: Option<Child>,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Varnish {
-    fn start(origin_host: &str, origin_port: u16) -> Varnish {
-        assert!(
-            Path::new(VARNISHD).exists(),
-            "{VARNISHD} missing: run scripts/packages.sh test (Debian's varnish)"
-        );
-        let dir = temp_dir("varnish");
-        let vcl = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/varnish/edge.vcl"),
-        )
-        .expect("deploy/varnish/edge.vcl")
-        .replace("@ORIGIN_HOST@", origin_host)
-        .replace("@ORIGIN_PORT@", &origin_port.to_string());
-        assert!(!vcl.contains("@ORIGIN"), "a token left unsubstituted");
-        let vcl_path = dir.join("edge.vcl");
-        std::fs::write(&vcl_path, vcl).expect("write edge.vcl");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let daemon = Command::new(VARNISHD)
-            .args(["-F", "-a", &format!("127.0.0.1:{port}"), "-f"])
-            .arg(&vcl_path)
-            .arg("-n")
-            .arg(dir.join("n"))
-            .args(["-s", "malloc,128m"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("varnishd");
-        Varnish {
-            daemon,
-            ncsa: None,
-            dir,
-            port,
-        }
-    }
-
-    /// Starts logging backend requests (`URL?query` per line) once the shared log exists.
-    async fn log_backend(&mut self) {
-        let ok = eventually(Duration::from_secs(15), async || {
-            reqwest::get(format!("http://127.0.0.1:{}/healthz", self.port))
-                .await
-                .is_ok()
-        })
-        .await;
-        assert!(ok, "varnishd answers on port {}", self.port);
-        let child = Command::new("varnishncsa")
-            .args(["-b", "-F", "%U%q"])
-            .arg("-n")
-            .arg(self.dir.join("n"))
-            .arg("-w")
-            .arg(self.dir.join("backend.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("varnishncsa (Debian's varnish)");
-        self.ncsa = Some(child);
-        // Logging from now on: a marker request must show up in the backend log.
-        let marker = format!("http://127.0.0.1:{}/healthz?marker", self.port);
-        let logged = eventually(Duration::from_secs(15), async || {
-            let _ = reqwest::get(&marker).await;
-            self.backend_log().contains("/healthz?marker")
-        })
-        .await;
-        assert!(logged, "varnishncsa logs backend requests");
-    }
-
-    fn backend_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("backend.log")).unwrap_or_default()
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut n) = self.ncsa.take() {
-            // SAFETY: signalling our own child by pid; varnishncsa flushes its file on SIGINT.
-            unsafe { libc::kill(n.id() as i32, libc::SIGINT) };
-            let _ = n.wait();
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-    }
-}
-
-impl Drop for Varnish {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// Backend requests per request URI.
-fn origin_fetches(log: &str) -> BTreeMap<String, u64> {
+fn origin_fetches(log: &[(u64, String)]) -> BTreeMap<String, u64> {
     let mut per_uri = BTreeMap::new();
-    for uri in log.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        *per_uri.entry(uri.to_owned()).or_default() += 1;
+    for (_, uri) in log {
+        *per_uri.entry(uri.clone()).or_default() += 1;
     }
     per_uri
 }
@@ -136,8 +32,7 @@ async fn five_hundred_listeners_behind_varnish() {
         .next()
         .and_then(|p| p.parse().ok())
         .expect("origin port");
-    let mut varnish = Varnish::start("127.0.0.1", port);
-    varnish.log_backend().await;
+    let varnish = common::varnish::start(port, &[]).await;
     let edge = format!("http://127.0.0.1:{}", varnish.port);
     let live = format!("{edge}/spaces/{id}/hls/live.m3u8");
     wait_edge(&live).await;
@@ -165,18 +60,18 @@ async fn five_hundred_listeners_behind_varnish() {
     }
 
     let reports = run_crowd(&live).await;
-    // Let varnishncsa catch up with the log, then stop.
+    // Let varnishncsa catch up with the log, read it, then stop.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    varnish.stop();
+    let fetches = origin_fetches(&varnish.backend_requests());
+    let dir = varnish.dir().to_owned();
+    drop(varnish);
     let _ = speaker.kill();
     let _ = speaker.wait();
-    let log = varnish.backend_log();
-    let fetches = origin_fetches(&log);
     let api = fetches
         .get(&format!("/api/spaces/{id}"))
         .copied()
         .unwrap_or(0);
     assert!(api >= 3, "each API request reached the origin ({api} of 3)");
     assert_crowd("varnish", &reports, &fetches);
-    let _ = std::fs::remove_dir_all(&varnish.dir);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -135,7 +135,10 @@ async fn refusals_are_precise() {
     assert_eq!(s, 204);
     let (s, _) = api("POST", &react, Some(&fan), Some(json!({"emoji": "👏"}))).await;
     assert_eq!(s, 403);
-    let r = reqwest::get(format!("{base}/api/spaces/{id}/events?token={fan}"))
+    let r = reqwest::Client::new()
+        .get(format!("{base}/api/spaces/{id}/events"))
+        .bearer_auth(&fan)
+        .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 403);

@@ -229,14 +229,8 @@ async fn joins_need_a_ticket_and_a_ticket_is_good_once() {
 /// The web app's solver (`web/pow.js`, run by Node) makes tickets the server accepts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_solver_makes_good_tickets() {
-    if std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("node is not installed: skipping the web solver check");
-        return;
-    }
+    // Without Node this check cannot run, so it fails (naming the package), never passes.
+    let node = netns::require("node", "nodejs");
     let server = ServerProc::start("shield-js", &["--shield", "on", "--shield-bits", "10"]);
     let base = server.base.clone();
     let (id, _) = create_space(&base, "js").await;
@@ -260,7 +254,7 @@ async fn the_web_solver_makes_good_tickets() {
         challenge = c["challenge"].as_str().unwrap(),
         bits = c["bits"],
     );
-    let out = std::process::Command::new("node")
+    let out = std::process::Command::new(node)
         .args(["--input-type=module", "-e", &script])
         .output()
         .expect("node");

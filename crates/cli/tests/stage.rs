@@ -14,6 +14,21 @@ use tribune_client::listen::analyze_wav;
 use tribune_client::tones::tone_present;
 
 /// Collect a space's server-sent events until the stream ends: (id, event, data).
+/// The event stream's URL with a ticket bought with `token`.
+async fn events_url(base: &str, id: &str, token: &str) -> String {
+    let (s, t) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/events/ticket"),
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(t["expires_in"], 60);
+    let ticket = t["ticket"].as_str().expect("a ticket");
+    format!("{base}/api/spaces/{id}/events?ticket={ticket}")
+}
+
 fn subscribe(url: String) -> tokio::task::JoinHandle<Vec<(u64, String, Value)>> {
     tokio::spawn(async move {
         let resp = reqwest::get(&url).await.expect("events");
@@ -116,8 +131,9 @@ async fn the_stage_from_schedule_to_replay() {
     .await;
     assert_eq!(s, 200, "{watcher}");
     let wtok = watcher["token"].as_str().unwrap();
-    let events_a = subscribe(format!("{base}/api/spaces/{id}/events?token={wtok}"));
-    let events_b = subscribe(format!("{base}/api/spaces/{id}/events?token={ADMIN_KEY}"));
+    // As the web page does: trade the token (in a header) for a one-minute ticket for the URL.
+    let events_a = subscribe(events_url(&base, &id, wtok).await);
+    let events_b = subscribe(events_url(&base, &id, ADMIN_KEY).await);
     // Publishing before the start is refused (409: not live yet).
     let (s, _) = stage(&base, &id, &host, "token", None).await;
     assert!(s == 201 || s == 409, "stage token before start: {s}");
@@ -316,5 +332,37 @@ async fn the_stage_from_schedule_to_replay() {
     assert!(
         segs.iter()
             .all(|s| s["end_ms"].as_u64() >= s["start_ms"].as_u64())
+    );
+}
+
+/// A space nobody ever takes the stage in ends by itself after the grace period, counted from
+/// when it went live (here: created live), and says so on its event stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_space_nobody_takes_the_stage_in_ends_after_the_grace() {
+    let server = ServerProc::start("grace-empty", &["--grace", "2"]);
+    let base = server.base.clone();
+    let (id, host) = create_space(&base, "nobody speaks").await;
+    let events = subscribe(events_url(&base, &id, &host).await);
+    let url = format!("{base}/api/spaces/{id}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut state = String::new();
+    while Instant::now() < deadline {
+        let (s, v) = api("GET", &url, None, None).await;
+        assert_eq!(s, 200, "{v}");
+        state = v["state"].as_str().unwrap_or_default().to_owned();
+        if state == "ended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        state, "ended",
+        "the space should end after --grace with nobody on stage"
+    );
+    let got = events.await.unwrap();
+    assert!(
+        got.iter()
+            .any(|(_, e, d)| e == "state" && d["lifecycle"] == "ended"),
+        "{got:?}"
     );
 }

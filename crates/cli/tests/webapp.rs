@@ -326,7 +326,8 @@ async fn the_listener_cap_turns_away_cleanly_and_the_host_sees_it() {
 
     // The host's event stream, read in the background.
     let events = reqwest::Client::new()
-        .get(format!("{base}/api/spaces/{id}/events?token={host}"))
+        .get(format!("{base}/api/spaces/{id}/events"))
+        .bearer_auth(&host)
         .send()
         .await
         .unwrap();

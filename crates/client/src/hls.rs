@@ -78,6 +78,9 @@ pub struct Report {
     /// Playlists that parsed but broke a rule of [`validate::check`] or
     /// [`validate::check_sequence`] (their messages are not kept; see `errors`).
     pub invalid_playlists: u64,
+    /// The playlist said the stream ended (no preload hint in low-latency mode, `EXT-X-ENDLIST`
+    /// when polling), and the listener stopped.
+    pub ended: bool,
 }
 
 impl Report {
@@ -115,6 +118,8 @@ pub enum Arrival<'a> {
         uri: &'a str,
         /// Its body size.
         bytes: u64,
+        /// Its body (the page simulator reads the in-band metadata from it).
+        body: &'a [u8],
     },
     /// A media playlist.
     Playlist {
@@ -305,6 +310,7 @@ impl Listener<'_> {
                     (self.on_media)(Arrival::Media {
                         uri,
                         bytes: b.len() as u64,
+                        body: &b,
                     });
                     got.push((*id, b.len() as u64));
                 }
@@ -358,6 +364,7 @@ impl Listener<'_> {
                 if let Some(k) = err {
                     r.error(k);
                 }
+                r.ended = true;
                 return;
             };
             let listed = listed_parts(&prev);
@@ -439,6 +446,7 @@ impl Listener<'_> {
                 r.error(k);
             }
             if prev.endlist {
+                r.ended = true;
                 return;
             }
             let half = prev.target_duration.unwrap_or(2) as f64 / 2.0;

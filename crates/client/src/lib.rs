@@ -8,6 +8,8 @@
 //!   positions, CRCs, Opus headers) and decodes it.
 //! - [`hls`] follows an LL-HLS (or plain HLS) media playlist like a player and checks what it
 //!   fetched: playlist rules, media-sequence continuity.
+//! - [`page`] opens the web page of a space as an anonymous listener does (shell, app files,
+//!   snapshot, LL-HLS with its in-band metadata, the sampled count beacon).
 //! - [`pow`] solves the proof-of-work challenge of a shielded node (`pow::solve`).
 //! - [`tones`] tells whether a test tone is audible in decoded audio, for end-to-end tests.
 #![forbid(unsafe_code)]
@@ -16,6 +18,7 @@
 mod error;
 pub mod hls;
 pub mod listen;
+pub mod page;
 pub mod pow;
 pub mod speak;
 pub mod tones;

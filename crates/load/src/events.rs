@@ -1,5 +1,5 @@
 //! Simulated event-stream (SSE) subscribers: each joins the space for a listener token
-//! (`POST /api/spaces/{id}/join`), opens `GET /api/spaces/{id}/events?token=…` over raw TCP from
+//! (`POST /api/spaces/{id}/join`), opens `GET /api/spaces/{id}/events` (token in `Authorization`) over raw TCP from
 //! its own source address and counts the events, checking that their ids follow one by one.
 //!
 //! [`SseScanner`] is sans-IO and keeps a few words of state: it never holds a frame.
@@ -141,9 +141,9 @@ pub async fn run(ctx: &Ctx, e: usize, target: &EventsTarget) -> (Subscribers, Ou
             return (tally, out);
         }
     };
-    let path = format!("/api/spaces/{}/events?token={token}", target.space);
+    let path = format!("/api/spaces/{}/events", target.space);
     let host = target.addr.to_string();
-    let request = net::get_request_to(&host, &path);
+    let request = net::get_request_bearer(&host, &path, &token);
     let mut sse = SseScanner::default();
     let ended = stream(ctx, k, target, &request, &mut sse, &mut tally).await;
     tally.events += sse.events;

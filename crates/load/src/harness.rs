@@ -288,12 +288,14 @@ impl Server {
         Ok((Guard(child), stderr))
     }
 
-    /// All metrics from `/metrics`, by name (samples without labels only).
+    /// All metrics from `/metrics` (with the operator key, which the audience listener asks
+    /// for), by name (samples without labels only).
     pub async fn metrics(&self) -> Result<Metrics> {
         let url = format!("{}/metrics", self.base);
         let text = self
             .http
             .get(&url)
+            .bearer_auth(&self.key)
             .send()
             .await?
             .error_for_status()?

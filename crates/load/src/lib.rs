@@ -28,10 +28,12 @@ pub mod plan;
 pub mod procs;
 pub mod procstat;
 pub mod progress;
+pub mod redis;
 pub mod report;
 pub mod speakers;
 pub mod tally;
 pub mod target;
+pub mod varnish;
 pub mod worker;
 
 use std::io::Write;

@@ -78,6 +78,16 @@ pub fn get_request_to(host: &str, path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tribune-load\r\n\r\n").into_bytes()
 }
 
+/// A minimal keep-alive GET request with the given `Host` and `Authorization: Bearer token`
+/// (how a client that can send headers opens an event stream).
+pub fn get_request_bearer(host: &str, path: &str, token: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tribune-load\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
 /// A parsed response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod addresses;
 pub mod audience;
 mod command;
 mod config;
@@ -29,6 +30,7 @@ mod room;
 pub mod timeline;
 pub mod viewers;
 
+pub use addresses::Addresses;
 pub use audience::Audience;
 pub use command::{Actor, Command};
 pub use config::Config;

@@ -43,6 +43,17 @@
 //! | `token.mint.cohost` | ✓ | | | | ✓ |
 //! | `token.mint.speaker` | ✓ | | | | ✓ |
 //! | `token.mint.listener` | ✓ | | | | ✓ |
+//! | `token.mint.seated` (the `sub` is on stage) | | | | | ✓ |
+//!
+//! Minting runs two checks too: `token.mint.<role>` for the role written in the token, then
+//! `token.mint.seated` when the token's `sub` is a participant the room seats on stage (host,
+//! co-host or speaker). A token names a participant, and for a seated participant the room's
+//! record wins over the role written in it: whatever role it says, it would act with that
+//! participant's seat, under its name, and replace its WHIP session. So the host mints for new
+//! participants and for listeners (whose token gives nothing but the role written in it, as a
+//! new one's does, and no more than the host grants by minting for a new sub), never for the
+//! host, a co-host or a speaker; a seated participant renews its own token (`stage.token`), and
+//! only the operator key, from outside the room, hands one out for it.
 //!
 //! Moderating a target runs two checks: the action's own rule, then `moderate.cohost` when the
 //! target is a co-host or `moderate.host` when it is the host. So a co-host may not mute, move,
@@ -113,6 +124,9 @@ pub enum Action {
     LeaveStage,
     /// Mint a token of this role for the space (`POST /api/spaces/{id}/tokens`).
     MintToken(Role),
+    /// Mint a token for a participant the room seats on stage (checked in addition to
+    /// [`Action::MintToken`]; see the module docs).
+    MintForSeated,
 }
 
 impl Action {
@@ -315,6 +329,12 @@ pub const PERMISSIONS: &[Rule] = &[
         HOST,
         true,
         "token.mint.listener: host or operator",
+    ),
+    rule(
+        Action::MintForSeated,
+        NOBODY,
+        true,
+        "token.mint.seated: only the operator mints for a participant on stage",
     ),
 ];
 

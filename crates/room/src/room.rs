@@ -39,7 +39,8 @@
 //! space, then the command's own state checks.
 //!
 //! # Grace and takeover
-//! When the last connected stage session ends while live, a deadline is set at `now + grace_ms`
+//! When the space goes live (`Start`, `Resume`) with nobody on stage connected, or the last
+//! connected stage session ends while live, a deadline is set at `now + grace_ms`
 //! ([`Room::poll_timeout`]); any new session cancels it; [`Room::handle_timeout`] past it, with
 //! nobody on stage connected, ends the space. The host is *absent* when the room has no host, or
 //! the host has no session and was last seen (a command, [`Room::host_seen`], a session) at least
@@ -236,12 +237,12 @@ impl Room {
         out: &mut Outcome,
     ) -> Result<(), Refusal> {
         match cmd {
-            Command::Start => self.start(out),
+            Command::Start => self.start(now_ms, out),
             Command::End => {
                 self.end(out);
                 Ok(())
             }
-            Command::Resume => self.resume(out),
+            Command::Resume => self.resume(now_ms, out),
             Command::RaiseHand => self.raise_hand(actor, out),
             Command::LowerHand => {
                 self.lower_hand(&actor.sub, out);

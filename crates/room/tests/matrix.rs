@@ -263,4 +263,12 @@ fn minting_tokens() {
             );
         }
     }
+    // For a participant on stage: the operator only.
+    for role in Role::ALL {
+        assert!(
+            check(Action::MintForSeated, role, false).is_err(),
+            "{role:?}"
+        );
+    }
+    assert!(check(Action::MintForSeated, Role::Listener, true).is_ok());
 }

@@ -487,6 +487,40 @@ fn grace_expiry_ends_the_space() {
 }
 
 #[test]
+fn going_live_with_nobody_on_stage_arms_the_grace_period() {
+    let cfg = Config::default();
+    // Created live: the grace runs from creation.
+    let mut room = Room::new(cfg.clone(), Lifecycle::Live, Some(("h".into(), "H".into())));
+    room.opened(5_000);
+    assert_eq!(room.poll_timeout(), Some(5_000 + cfg.grace_ms));
+    let out = room.handle_timeout(5_000 + cfg.grace_ms);
+    assert!(out.effects.contains(&Effect::Persist));
+    assert_eq!(room.lifecycle(), Lifecycle::Ended);
+    // Scheduled, then started: the grace runs from the start, and a session cancels it.
+    let mut room = Room::new(
+        cfg.clone(),
+        Lifecycle::Scheduled,
+        Some(("h".into(), "H".into())),
+    );
+    room.opened(0);
+    assert_eq!(
+        room.poll_timeout(),
+        None,
+        "a scheduled space waits for its start"
+    );
+    ok(&mut room, &host(), Command::Start, 7_000);
+    assert_eq!(room.poll_timeout(), Some(7_000 + cfg.grace_ms));
+    room.session_started("h", "H", 8_000);
+    assert_eq!(room.poll_timeout(), None);
+    // Interrupted, then resumed with nobody connected: armed again.
+    room.mark_interrupted();
+    ok(&mut room, &host(), Command::Resume, 9_000);
+    assert_eq!(room.poll_timeout(), Some(9_000 + cfg.grace_ms));
+    assert_eq!(room.handle_timeout(9_000 + cfg.grace_ms).events.len(), 1);
+    assert_eq!(room.lifecycle(), Lifecycle::Ended);
+}
+
+#[test]
 fn reconnect_within_grace_cancels_it() {
     let cfg = Config::default();
     let mut room = live_room(cfg.clone());

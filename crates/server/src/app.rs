@@ -18,12 +18,13 @@ use tribune_room::Role;
 
 use crate::auth::Keys;
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::rtc::mux::Mux;
-use crate::space::{NewSpace, Space, Spaces};
-use crate::store::Store;
-use crate::writer::StoreWriter;
-use crate::{api, batch, events_http, hls_http, openapi, streams, web, whip};
+use crate::{api, events_http, hls_http, openapi, streams, web, whip};
+use tribune_engine::batch;
+use tribune_engine::rtc::mux::Mux;
+use tribune_engine::space::{NewSpace, Space, Spaces};
+use tribune_engine::store::Store;
+use tribune_engine::writer::StoreWriter;
+use tribune_metrics::Metrics;
 
 /// State shared by every handler.
 pub struct App {
@@ -46,9 +47,11 @@ pub struct App {
     /// Request classes, rate limits and in-flight limits on the audience listeners.
     pub guard: crate::guard::Guard,
     /// The waiting room in front of this node's listener cap.
-    pub waiting: parking_lot::Mutex<crate::waiting::WaitingRoom>,
+    pub waiting: parking_lot::Mutex<tribune_admission::waiting::WaitingRoom>,
     /// Proof-of-work admission under attack.
     pub shield: crate::shield::Shield,
+    /// This node's membership of a cluster (`--redis`), if any.
+    pub cluster: Option<Arc<crate::cluster::Member>>,
 }
 
 /// Shared state as handlers see it.
@@ -112,7 +115,7 @@ impl App {
                 host: (&host_sub, host_name),
                 starts_at,
             },
-            &self.cfg,
+            &self.cfg.space_config(),
             self.metrics.clone(),
             self.writer.clone(),
         )?;
@@ -166,6 +169,7 @@ route_table! {
     GET "/healthz" => api::healthz,
     GET "/metrics" => api::metrics,
     GET "/api/admin/shield" => crate::shield::http::get_shield,
+    GET "/api/cluster" => crate::cluster::cluster,
     POST "/api/admin/shield" => crate::shield::http::set_shield,
     GET "/api/openapi.json" => openapi::openapi_json,
     POST "/api/spaces" => api::create_space,
@@ -180,6 +184,7 @@ route_table! {
     GET "/api/spaces/{id}/timeline" => api::timeline,
     GET "/api/spaces/{id}/audience" => api::audience,
     GET "/api/spaces/{id}/events" => events_http::events,
+    POST "/api/spaces/{id}/events/ticket" => events_http::ticket,
     POST "/api/spaces/{id}/stage/{action}" => api::stage,
     POST "/api/spaces/{id}/{verb}" => api::lifecycle,
     POST "/api/spaces/{id}/whip" => whip::post,
@@ -236,10 +241,19 @@ pub fn router(app: AppState) -> Router {
 }
 
 /// The router of the control listener (`--control-listen`): the same routes, none of the
-/// audience limits.
+/// audience limits, and every request marked [`ControlListener`].
 pub fn control_router(app: AppState) -> Router {
-    base_router(app.cfg.max_body).with_state(app)
+    base_router(app.cfg.max_body)
+        .layer(axum::Extension(ControlListener))
+        .with_state(app)
 }
+
+/// Marks a request that came in on the control listener: [`control_router`] adds it to every
+/// request (a client cannot), so a handler that serves the control listener more freely
+/// (`GET /metrics`) takes `Option<Extension<ControlListener>>` and treats its absence as an
+/// audience listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlListener;
 
 const REACTIONS_PER_SECOND: std::num::NonZeroU32 = std::num::NonZeroU32::new(5).unwrap();
 const REACTION_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(10).unwrap();
@@ -292,7 +306,7 @@ impl Server {
         // The certificate first: a bad one fails the start before anything is bound.
         let tls_config = match &cfg.tls {
             Some(t) => Some(
-                crate::tls::server_config(&t.cert, &t.key)
+                tribune_net::tls::server_config(&t.cert, &t.key)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
             ),
             None => None,
@@ -304,7 +318,7 @@ impl Server {
         let media_thread = std::thread::Builder::new()
             .name("media".into())
             .spawn(move || {
-                crate::priority::raise_current_thread("media");
+                tribune_engine::priority::raise_current_thread("media");
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -352,11 +366,14 @@ impl Server {
         let guard = crate::guard::Guard::new(&cfg.limits, &cfg.trusted_proxies);
         // Tickets are this process's: a restarted node, or another one, starts its own line, so
         // an old ticket is a newcomer there (numbers start again at 0).
-        let waiting =
-            parking_lot::Mutex::new(crate::waiting::WaitingRoom::new(&rand::random::<[u8; 32]>()));
+        let waiting = parking_lot::Mutex::new(tribune_admission::waiting::WaitingRoom::new(
+            &rand::random::<[u8; 32]>(),
+        ));
         let shield = crate::shield::Shield::new(&cfg.shield, cfg.jwt_secret.as_bytes())
             .with_metrics(metrics.clone());
+        let cluster = crate::cluster::member(&cfg);
         let app = Arc::new(App {
+            cluster,
             keys: Keys::new(&cfg.jwt_secret),
             cfg,
             spaces: Spaces::default(),
@@ -377,14 +394,18 @@ impl Server {
         });
         // Spaces from before a restart: scheduled stay scheduled, live ones are interrupted
         // (their host resumes them), ended ones keep serving their recording.
+        let space_cfg = app.cfg.space_config();
         for r in app.store.spaces().map_err(std::io::Error::other)? {
-            match Space::restore(&r, &app.cfg, app.metrics.clone(), app.writer.clone()) {
+            match Space::restore(&r, &space_cfg, app.metrics.clone(), app.writer.clone()) {
                 Ok(space) => {
                     app.spaces.insert(space.clone());
                     tokio::spawn(batch::run(space));
                 }
                 Err(e) => tracing::error!(space = %r.id, error = %e, "cannot restore space"),
             }
+        }
+        if app.cluster.is_some() {
+            tokio::spawn(crate::cluster::run(app.clone()));
         }
         Ok(Server {
             app,
@@ -426,11 +447,16 @@ impl Server {
         };
         // Every listener has its own accept loop and its own serve task, so one that is flooded
         // (or out of file descriptors) never holds up another: the control listener above all.
-        let http = crate::serve::Http::new(&self.app.cfg);
+        let cfg = &self.app.cfg;
+        let http = tribune_net::serve::Http::new(tribune_net::serve::HttpLimits {
+            head_timeout: cfg.head_timeout,
+            idle_timeout: cfg.limits.idle_timeout,
+            max_header_bytes: cfg.limits.max_header_bytes,
+        });
         let metrics = self.app.metrics.clone();
-        let limits = crate::conn_limit::ConnLimits::new(
+        let limits = tribune_net::conn_limit::ConnLimits::new(
             self.app.cfg.limits.max_conns_per_ip,
-            crate::conn_limit::default_audience_cap(),
+            tribune_net::conn_limit::default_audience_cap(),
             &self.app.cfg.trusted_proxies,
             metrics.clone(),
         );
@@ -438,7 +464,7 @@ impl Server {
         // live.opus listeners leave hyper at the accept step (see `plain`); everything else is
         // served by hyper, with `ConnectInfo<SocketAddr>`.
         let plain = crate::plain::spawn(listener, self.app.clone(), limits.clone())?;
-        tasks.spawn(crate::serve::serve(
+        tasks.spawn(tribune_net::serve::serve(
             plain,
             router.clone(),
             http.clone(),
@@ -446,8 +472,8 @@ impl Server {
             shutdown,
         ));
         if let Some((tcp, config)) = self.tls.take() {
-            let tls = crate::tls::spawn(tcp, config, metrics.clone(), limits.clone())?;
-            tasks.spawn(crate::serve::serve(
+            let tls = tribune_net::tls::spawn(tcp, config, metrics.clone(), limits.clone())?;
+            tasks.spawn(tribune_net::serve::serve(
                 tls,
                 router,
                 http.clone(),
@@ -466,7 +492,7 @@ impl Server {
             std::thread::Builder::new()
                 .name("control".into())
                 .spawn(move || {
-                    crate::priority::favour_current_thread("control");
+                    tribune_engine::priority::favour_current_thread("control");
                     let rt = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
@@ -479,10 +505,10 @@ impl Server {
                     };
                     rt.block_on(async move {
                         let control = tokio::net::TcpListener::from_std(tcp)
-                            .and_then(|tcp| crate::serve::control(tcp, metrics.clone()));
+                            .and_then(|tcp| tribune_net::serve::control(tcp, metrics.clone()));
                         match control {
                             Ok(control) => {
-                                crate::serve::serve(
+                                tribune_net::serve::serve(
                                     control,
                                     control_router(app),
                                     http,
@@ -518,5 +544,61 @@ impl Server {
         })
         .await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::extract::connect_info::MockConnectInfo;
+    use axum::http::{Request, StatusCode, header};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn get_metrics(r: &Router, key: Option<&str>) -> (StatusCode, String) {
+        let mut req = Request::get("/metrics");
+        if let Some(k) = key {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
+        }
+        let resp = r
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Issue 14 item 8: `/metrics` answered anyone on the public listener.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metrics_need_the_operator_key_except_on_the_control_listener() {
+        let dir = std::env::temp_dir().join(format!("tribune-metrics-auth-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let server = Server::bind(Config::for_tests(dir.clone())).await.unwrap();
+        let key = server.app.cfg.admin_key.clone();
+        let peer: SocketAddr = "192.0.2.1:40000".parse().unwrap();
+        let public = router(server.app.clone()).layer(MockConnectInfo(peer));
+        let control = control_router(server.app.clone()).layer(MockConnectInfo(peer));
+
+        let (status, body) = get_metrics(&public, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let err: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            err["message"].as_str().unwrap().contains("operator key"),
+            "{body}"
+        );
+        let (status, _) = get_metrics(&public, Some("not-the-operator-key")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, body) = get_metrics(&public, Some(&key)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("tribune_"), "{body}");
+        let (status, body) = get_metrics(&control, None).await;
+        assert_eq!(status, StatusCode::OK, "free on the control listener");
+        assert!(body.contains("tribune_"), "{body}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

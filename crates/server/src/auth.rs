@@ -26,7 +26,21 @@ pub struct Claims {
     pub exp: u64,
     /// Unique token id.
     pub jti: String,
+    /// Absent on a credential. [`TICKET_SCOPE`] on an event-stream ticket, which
+    /// [`Keys::verify`] refuses: a ticket opens the event stream and nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// On a ticket minted for the operator key (whose holder has no token of its own).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub operator: bool,
 }
+
+/// The `scope` of an event-stream ticket.
+pub const TICKET_SCOPE: &str = "events";
+/// How long an event-stream ticket may be used to open the stream: it travels in the URL
+/// (`EventSource` cannot send headers), so proxy logs may keep it; a minute later it opens
+/// nothing. An open stream is not cut when its ticket expires.
+pub const TICKET_TTL: Duration = Duration::from_secs(60);
 
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -70,15 +84,60 @@ impl Keys {
             role,
             exp,
             jti: random_id(16),
+            scope: None,
+            operator: false,
         };
-        // Encoding HS256 claims that serialize to JSON cannot fail.
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .unwrap_or_default();
-        (token, claims)
+        (self.sign(&claims), claims)
     }
 
-    /// Check signature, algorithm and expiry (zero leeway) against `now`.
+    /// An event-stream ticket for the holder of `who` (a participant's claims, or `None` for
+    /// the operator key) on `space`: valid for [`TICKET_TTL`] and only with [`Keys::verify_ticket`].
+    pub fn mint_ticket(&self, space: &str, who: Option<&Claims>, now: SystemTime) -> String {
+        let (sub, name, role) = match who {
+            Some(c) => (c.sub.clone(), c.name.clone(), c.role),
+            None => ("operator".to_owned(), "operator".to_owned(), Role::Host),
+        };
+        self.sign(&Claims {
+            sub,
+            name,
+            space: space.to_owned(),
+            role,
+            exp: unix(now) + TICKET_TTL.as_secs(),
+            jti: random_id(16),
+            scope: Some(TICKET_SCOPE.to_owned()),
+            operator: who.is_none(),
+        })
+    }
+
+    fn sign(&self, claims: &Claims) -> String {
+        // Encoding HS256 claims that serialize to JSON cannot fail.
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .unwrap_or_default()
+    }
+
+    /// Check a credential: signature, algorithm and expiry (zero leeway) against `now`. An
+    /// event-stream ticket is refused here.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Claims, TokenError> {
+        let c = self.decode(token, now)?;
+        if c.scope.is_some() {
+            return Err(TokenError::Invalid(
+                "an event-stream ticket is not a credential".into(),
+            ));
+        }
+        Ok(c)
+    }
+
+    /// Check an event-stream ticket as [`Keys::verify`] checks a credential; a credential is
+    /// refused here.
+    pub fn verify_ticket(&self, ticket: &str, now: SystemTime) -> Result<Claims, TokenError> {
+        let c = self.decode(ticket, now)?;
+        if c.scope.as_deref() != Some(TICKET_SCOPE) {
+            return Err(TokenError::Invalid("not an event-stream ticket".into()));
+        }
+        Ok(c)
+    }
+
+    fn decode(&self, token: &str, now: SystemTime) -> Result<Claims, TokenError> {
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 0;
         // Expiry is checked below against the injected `now`, not the library's clock.
@@ -143,6 +202,37 @@ mod tests {
             Err(TokenError::Expired),
             "no leeway: dead at exp"
         );
+    }
+
+    #[test]
+    fn a_ticket_opens_only_the_event_stream_and_only_for_a_minute() {
+        let keys = Keys::new("secret-of-sixteen");
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let (tok, claims) = keys.mint("s1", "p1", "Ada", Role::Host, Duration::from_secs(600), t0);
+        let ticket = keys.mint_ticket("s1", Some(&claims), t0);
+        let c = keys
+            .verify_ticket(&ticket, t0 + Duration::from_secs(59))
+            .unwrap();
+        assert_eq!(
+            (c.sub.as_str(), c.space.as_str(), c.role),
+            ("p1", "s1", Role::Host)
+        );
+        assert!(!c.operator);
+        assert_eq!(
+            keys.verify_ticket(&ticket, t0 + TICKET_TTL),
+            Err(TokenError::Expired)
+        );
+        // Neither passes for the other.
+        assert!(matches!(
+            keys.verify(&ticket, t0),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            keys.verify_ticket(&tok, t0),
+            Err(TokenError::Invalid(_))
+        ));
+        let op = keys.mint_ticket("s1", None, t0);
+        assert!(keys.verify_ticket(&op, t0).unwrap().operator);
     }
 
     #[test]

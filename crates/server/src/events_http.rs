@@ -1,6 +1,10 @@
-//! `GET /api/spaces/{id}/events?token=…`: the space's server-sent events.
+//! `GET /api/spaces/{id}/events`: the space's server-sent events, and the tickets that open it.
 //!
-//! The token may come in the query (`EventSource` cannot send headers) or in `Authorization`.
+//! The credential comes in `Authorization: Bearer` where the client can send headers. A browser's
+//! `EventSource` cannot, so it first trades its token for a ticket (`POST …/events/ticket`, with
+//! the token in the header) and opens `…/events?ticket=…`: the URL, which proxies log, then holds
+//! a credential that opens only this space's event stream, only for a minute
+//! ([`crate::auth::TICKET_TTL`]), never the participant's long-lived token. `?token=` is refused.
 //! A new subscriber first gets a `snapshot` event (the whole state), or, reconnecting with
 //! `Last-Event-ID` (header, or `?last_event_id=`), exactly the events it missed. Frames are the
 //! hub's shared bytes; a subscriber that falls too far behind is disconnected.
@@ -10,21 +14,25 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream;
+use serde::Serialize;
+use std::time::SystemTime;
 use tokio::sync::broadcast::error::RecvError;
 use tribune_room::Command;
 
 use crate::api::{Caller, authenticate_token, bearer, check_member, find_space, refused};
 use crate::app::AppState;
-use crate::error::ApiResult;
-use crate::events::{Frame, frame};
-use crate::metrics::Metrics;
-use crate::space::Space;
+use crate::auth::{TICKET_TTL, TokenError};
+use crate::error::{ApiError, ApiResult};
+use tribune_engine::events::{Frame, frame};
+use tribune_engine::space::Space;
+use tribune_metrics::Metrics;
 
 /// Tells the space and the metrics when a subscriber leaves.
 struct Guard {
@@ -42,6 +50,76 @@ impl Drop for Guard {
     }
 }
 
+/// What a ticket says when it is handed out.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Ticket {
+    /// Open the stream with `GET /api/spaces/{id}/events?ticket=…`.
+    pub ticket: String,
+    /// Seconds the ticket may be used to open the stream (an open stream is not cut).
+    pub expires_in: u64,
+}
+
+/// `POST /api/spaces/{id}/events/ticket`: a one-minute, one-space ticket for the event stream.
+#[utoipa::path(
+    post,
+    path = "/api/spaces/{id}/events/ticket",
+    tag = "events",
+    params(("id" = String, Path, description = "Space id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The ticket", body = Ticket),
+        (status = 401, description = "Missing, expired or invalid credentials", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Token of another space, or participant removed or banned", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub async fn ticket(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<(StatusCode, Json<Ticket>)> {
+    let space = find_space(&app, &id)?;
+    let caller = authenticate_token(&app, bearer(&headers))?;
+    check_member(&caller, &space)?;
+    let who = match &caller {
+        Caller::Participant(c) => Some(c),
+        Caller::Operator => None,
+    };
+    let ticket = app.keys.mint_ticket(&space.id, who, SystemTime::now());
+    Ok((
+        StatusCode::CREATED,
+        Json(Ticket {
+            ticket,
+            expires_in: TICKET_TTL.as_secs(),
+        }),
+    ))
+}
+
+/// Who opens the stream: a ticket in the query, or a credential in the header.
+fn stream_caller(
+    app: &AppState,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> ApiResult<Caller> {
+    if q.contains_key("token") {
+        return Err(ApiError::bad_request(
+            "a credential in the URL ends up in logs: send Authorization: Bearer, or get a \
+             ticket from POST /api/spaces/{id}/events/ticket and open ?ticket=…",
+        ));
+    }
+    let Some(ticket) = q.get("ticket") else {
+        return authenticate_token(app, bearer(headers));
+    };
+    match app.keys.verify_ticket(ticket, SystemTime::now()) {
+        Ok(c) if c.operator => Ok(Caller::Operator),
+        Ok(c) => Ok(Caller::Participant(c)),
+        Err(TokenError::Expired) => Err(ApiError::unauthorized(
+            "ticket expired: get a new one from POST /api/spaces/{id}/events/ticket",
+        )),
+        Err(TokenError::Invalid(_)) => Err(ApiError::unauthorized("invalid ticket")),
+    }
+}
+
 /// `GET /api/spaces/{id}/events`
 #[utoipa::path(
     get,
@@ -49,18 +127,19 @@ impl Drop for Guard {
     tag = "events",
     params(
         ("id" = String, Path, description = "Space id"),
-        ("token" = Option<String>, Query, description = "The credential, for `EventSource` (or \
-            send `Authorization: Bearer`)"),
+        ("ticket" = Option<String>, Query, description = "An event-stream ticket from \
+            `POST /api/spaces/{id}/events/ticket`, for `EventSource` (or send `Authorization: Bearer`)"),
         ("last_event_id" = Option<u64>, Query, description = "Resume after this event id"),
         ("last-event-id" = Option<u64>, Header, description = "Resume after this event id"),
     ),
-    security(("token_query" = []), ("bearer" = [])),
+    security(("ticket_query" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Server-sent events: a `snapshot` first (or the events \
             missed since `Last-Event-ID`), then changes; an ended space sends one snapshot",
             body = String, content_type = "text/event-stream"),
-        (status = 401, description = "Missing, expired or invalid credentials", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Token of another space, or participant removed or banned", body = crate::openapi::ErrorBody),
+        (status = 400, description = "A credential in the query (`?token=`): use a ticket or the header", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, expired or invalid credentials or ticket", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Token or ticket of another space, or participant removed or banned", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
     ),
 )]
@@ -71,11 +150,7 @@ pub async fn events(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let space = find_space(&app, &id)?;
-    let token = q
-        .get("token")
-        .map(String::as_str)
-        .or_else(|| bearer(&headers));
-    let caller = authenticate_token(&app, token)?;
+    let caller = stream_caller(&app, &q, &headers)?;
     check_member(&caller, &space)?;
     space
         .command(&caller.actor(), Command::Subscribe)

@@ -3,7 +3,7 @@
 //! Cache rules, so an HTTP cache or CDN can serve every listener:
 //! - parts, segments and `init.mp4` never change: `public, max-age=31536000, immutable`, with a
 //!   strong `ETag` that is a hash of the bytes. Numbering goes on across restarts
-//!   ([`crate::hls`]), so a URL names one object for the life of the space, and an object read
+//!   ([`tribune_engine::hls`]), so a URL names one object for the life of the space, and an object read
 //!   back from disk is served only if its hash is the one the journal recorded;
 //! - one object, one URL: numbers in paths are canonical (`seg/1.m4s`, never `seg/01.m4s` or
 //!   `seg/+1.m4s`: 404), as are the blocking-reload directives (`_HLS_msn=01`: 400), so an edge
@@ -22,20 +22,18 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use tower::ServiceExt;
-use tower_http::services::ServeFile;
-use tribune_media::hls::{Block, Directives, name};
+use tribune_media::hls::{Block, Directives};
 
 use crate::api::find_space;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::gzip::{accepts_gzip, fnv1a};
-use crate::hls::{Hls, Lookup, Text};
+use tribune_engine::gzip::{accepts_gzip, fnv1a};
+use tribune_engine::hls::object::{self, Playlist, Stored};
+use tribune_engine::hls::{Hls, Lookup, Text};
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 /// Audio-only CMAF (RFC 6381 §3.1, RFC 4337: `audio/mp4` for MP4 files without video).
@@ -64,44 +62,32 @@ fn hls_of(app: &AppState, id: &str) -> ApiResult<Arc<Hls>> {
     }
 }
 
-/// Serve a file of an ended space's stored replay.
+/// Serve a playlist of an ended space's stored replay.
 async fn stored(
     dir: std::path::PathBuf,
-    name: &str,
-    ctype: &'static str,
+    playlist: Playlist,
     req: axum::extract::Request,
 ) -> ApiResult<Response> {
-    if name.contains('/') || name.contains("..") {
-        return Err(ApiError::not_found("file"));
-    }
     // The replay's playlists were written with their gzip encodings (`*.m3u8.gz`).
-    let serve = ServeFile::new(dir.join(name));
-    let serve = if ctype == PLAYLIST {
-        serve.precompressed_gzip()
-    } else {
-        serve
-    };
-    let resp = serve.oneshot(req).await.map_err(ApiError::internal)?;
-    if resp.status() == StatusCode::NOT_FOUND {
-        return Err(ApiError::not_found("replay file"));
-    }
-    let mut resp = resp.map(Body::new).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    let cache = if ctype == PLAYLIST {
-        "public, max-age=86400"
-    } else {
-        IMMUTABLE
-    };
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    if ctype == PLAYLIST {
-        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    }
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    Ok(resp)
+    crate::file::serve_file(
+        req,
+        &Stored::Playlist(playlist).path(&dir),
+        true,
+        "replay file",
+        &[
+            (header::CONTENT_TYPE, HeaderValue::from_static(PLAYLIST)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=86400"),
+            ),
+            (header::VARY, HeaderValue::from_static("accept-encoding")),
+            (
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            ),
+        ],
+    )
+    .await
 }
 
 /// A media object of an ended space's stored replay (`init.mp4` or a segment), read whole and
@@ -285,6 +271,11 @@ async fn wait_for(hls: &Hls, mut ready: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// A part or segment name that names nothing: 404, saying what a name looks like.
+fn name_error(e: object::NameError) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+}
+
 fn unavailable() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -314,7 +305,7 @@ pub async fn index(
 ) -> ApiResult<Response> {
     let hls = match source(&app, &id)? {
         Source::Live(h) => h,
-        Source::Disk(dir) => return stored(dir, "index.m3u8", PLAYLIST, req).await,
+        Source::Disk(dir) => return stored(dir, Playlist::Index, req).await,
     };
     Ok(serve_playlist(
         &headers,
@@ -343,7 +334,7 @@ pub async fn init(
 ) -> ApiResult<Response> {
     let hls = match source(&app, &id)? {
         Source::Live(h) => h,
-        Source::Disk(dir) => return stored_object(dir.join("init.mp4"), &headers).await,
+        Source::Disk(dir) => return stored_object(Stored::Init.path(&dir), &headers).await,
     };
     Ok(serve_bytes(
         &headers,
@@ -381,7 +372,7 @@ pub async fn live(
 ) -> ApiResult<Response> {
     let hls = match source(&app, &id)? {
         Source::Live(h) => h,
-        Source::Disk(dir) => return stored(dir, "live.m3u8", PLAYLIST, req).await,
+        Source::Disk(dir) => return stored(dir, Playlist::Live, req).await,
     };
     let d = Directives::parse(q.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -433,7 +424,7 @@ pub async fn dvr(
 ) -> ApiResult<Response> {
     let hls = match source(&app, &id)? {
         Source::Live(h) => h,
-        Source::Disk(dir) => return stored(dir, "dvr.m3u8", PLAYLIST, req).await,
+        Source::Disk(dir) => return stored(dir, Playlist::Dvr, req).await,
     };
     let p = hls.playlists();
     let cache = if hls.is_ended() {
@@ -441,7 +432,7 @@ pub async fn dvr(
     } else {
         "public, max-age=1"
     };
-    Ok(serve_playlist(&headers, &p.dvr, cache, p.updated_ms))
+    Ok(serve_playlist(&headers, p.dvr.text(), cache, p.updated_ms))
 }
 
 /// `GET /spaces/{id}/hls/part/{msn}.{part}.m4s`
@@ -466,7 +457,7 @@ pub async fn part(
 ) -> ApiResult<Response> {
     let hls = hls_of(&app, &id)?;
     // One object, one URL: `01.2.m4s` or `1.+2.m4s` name nothing.
-    let pid = name::part_name(&name).ok_or_else(|| ApiError::not_found("part"))?;
+    let pid = object::part(&name).map_err(name_error)?;
     let mut found = None;
     let ready = wait_for(&hls, || match hls.part(pid) {
         Lookup::Ready(b, t, h) => {
@@ -515,11 +506,11 @@ pub async fn segment(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     // One object, one URL: `01.m4s` or `+1.m4s` name nothing (and no other file of the
-    // directory is reachable through this path).
-    let msn = name::segment_name(&name).ok_or_else(|| ApiError::not_found("segment"))?;
+    // directory is reachable through this path: the file is named from the number).
+    let msn = object::segment(&name).map_err(name_error)?;
     let hls = match source(&app, &id)? {
         Source::Live(h) => h,
-        Source::Disk(dir) => return stored_object(dir.join(format!("{msn}.m4s")), &headers).await,
+        Source::Disk(dir) => return stored_object(Stored::Segment(msn).path(&dir), &headers).await,
     };
     let mut found = None;
     let ready = wait_for(&hls, || match hls.segment(msn) {

@@ -41,6 +41,8 @@ use crate::{api, events_http, hls_http, streams, web, whip};
         api::timeline,
         api::audience,
         events_http::events,
+        events_http::ticket,
+        crate::cluster::cluster,
         api::stage,
         api::lifecycle,
         whip::post,
@@ -98,8 +100,8 @@ async fn whip_session_get() {}
 
 /// Names of the security schemes the handlers refer to.
 pub const BEARER: &str = "bearer";
-/// `?token=` on the event stream (`EventSource` cannot send headers).
-pub const TOKEN_QUERY: &str = "token_query";
+/// `?ticket=` on the event stream (`EventSource` cannot send headers).
+pub const TICKET_QUERY: &str = "ticket_query";
 
 struct Security;
 
@@ -120,10 +122,11 @@ impl Modify for Security {
             ),
         );
         components.add_security_scheme(
-            TOKEN_QUERY,
+            TICKET_QUERY,
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
-                "token",
-                "The same credential as the bearer scheme, in the query.",
+                "ticket",
+                "An event-stream ticket (POST /api/spaces/{id}/events/ticket): opens this \
+                 space's event stream, for one minute, and nothing else.",
             ))),
         );
     }
@@ -152,14 +155,7 @@ pub enum RoleName {
 }
 
 /// Where a space is in its life ([`tribune_room::Lifecycle`]).
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SpaceState {
-    Scheduled,
-    Live,
-    Interrupted,
-    Ended,
-}
+pub use tribune_engine::space::SpaceState;
 
 /// The verbs of `POST /api/spaces/{id}/{verb}`.
 #[derive(Serialize, ToSchema)]
@@ -203,14 +199,14 @@ pub struct Health {
 /// `GET /api/spaces`.
 #[derive(Serialize, ToSchema)]
 pub struct SpaceList {
-    pub spaces: Vec<crate::space::Summary>,
+    pub spaces: Vec<tribune_engine::space::Summary>,
 }
 
 /// `201` of `POST /api/spaces`: the space and its host's token.
 #[derive(Serialize, ToSchema)]
 pub struct CreatedSpace {
     #[serde(flatten)]
-    pub space: crate::space::Summary,
+    pub space: tribune_engine::space::Summary,
     /// The host's token.
     pub host_token: String,
     /// The host's participant id.
@@ -243,7 +239,7 @@ pub struct AudienceMember {
     pub seen_ms: u64,
 }
 
-/// One speaking segment ([`crate::store::TimelineRow`]).
+/// One speaking segment ([`tribune_engine::store::TimelineRow`]).
 #[derive(Serialize, ToSchema)]
 pub struct Segment {
     /// The speaker's participant id.

@@ -7,47 +7,22 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream;
 use tokio::sync::broadcast::error::RecvError;
-use tower::ServiceExt;
-use tower_http::services::ServeFile;
 
-use crate::admission::Pass;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::live::{LivePage, LiveStream};
-use crate::metrics::Metrics;
+use crate::refusal::IntoHttp as _;
 use crate::refusal::{Class, Reason, Refusal};
-use crate::space::Space;
-use crate::waiting::Door;
+use tribune_admission::Pass;
+use tribune_admission::waiting::Door;
+pub use tribune_engine::live::ListenerGuard;
+use tribune_engine::live::LivePage;
+use tribune_engine::space::Space;
 use tribune_room::Lifecycle;
-
-/// Decrements the listener gauges when a listener goes (its body, or its lean connection, is
-/// dropped).
-pub struct ListenerGuard {
-    stream: Arc<LiveStream>,
-    metrics: Arc<Metrics>,
-}
-
-impl ListenerGuard {
-    /// Counts a listener in: the space's gauge, the node's gauge and the total.
-    pub fn count_in(stream: Arc<LiveStream>, metrics: Arc<Metrics>) -> ListenerGuard {
-        stream.listeners.fetch_add(1, Relaxed);
-        metrics.listeners.fetch_add(1, Relaxed);
-        metrics.listeners_total.fetch_add(1, Relaxed);
-        ListenerGuard { stream, metrics }
-    }
-}
-
-impl Drop for ListenerGuard {
-    fn drop(&mut self) {
-        self.stream.listeners.fetch_sub(1, Relaxed);
-        self.metrics.listeners.fetch_sub(1, Relaxed);
-    }
-}
 
 /// Every live.opus answer closes its connection afterwards: the stream only ends when the space
 /// does, and a refused player reconnects later anyway. Both paths (hyper's and the lean one of
@@ -84,7 +59,7 @@ pub fn admit(app: &AppState, id: &str, pass: &Pass) -> Result<Arc<Space>, Respon
     if space.lifecycle() == Lifecycle::Ended {
         return Err(gone(id).into_response());
     }
-    let now = crate::admission::now_s();
+    let now = app.cfg.clock.now_s();
     app.shield.note_join(now);
     let close = |r: Refusal| {
         app.metrics.refused(r.reason, Class::Join);
@@ -252,14 +227,14 @@ pub async fn live(
             None => match rx.recv().await {
                 Ok(p) => p.bytes,
                 Err(RecvError::Lagged(_)) => {
-                    guard.metrics.listeners_dropped_slow.fetch_add(1, Relaxed);
+                    guard.metrics().listeners_dropped_slow.fetch_add(1, Relaxed);
                     return None;
                 }
                 Err(RecvError::Closed) => return None,
             },
         };
         guard
-            .metrics
+            .metrics()
             .listener_bytes_sent
             .fetch_add(bytes.len() as u64, Relaxed);
         Some((Ok::<Bytes, Infallible>(bytes), (first, rx, guard)))
@@ -294,24 +269,16 @@ pub async fn recording(
     req: Request,
 ) -> ApiResult<Response> {
     let space = crate::api::find_space(&app, &id)?;
-    let mime = HeaderValue::from_static("audio/ogg");
-    let resp = ServeFile::new(&space.recording)
-        .oneshot(req)
-        .await
-        .map_err(ApiError::internal)?;
-    if resp.status() == StatusCode::NOT_FOUND {
-        return Err(ApiError::not_found("recording"));
-    }
-    let mut resp = resp.into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, mime);
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    let mut headers = vec![
+        (header::CONTENT_TYPE, HeaderValue::from_static("audio/ogg")),
+        (
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ),
+    ];
     if space.lifecycle() != Lifecycle::Ended {
         // Still growing: caches must not keep a stale length.
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
     }
-    Ok(resp)
+    crate::file::serve_file(req, &space.recording, false, "recording", &headers).await
 }

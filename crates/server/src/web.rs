@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
-use crate::gzip::{self, accepts_gzip, fnv1a};
+use tribune_engine::gzip::{self, accepts_gzip, fnv1a};
 
 /// The vendored hls.js version (see `web/vendor/README.md`).
 pub const HLS_JS_VERSION: &str = "1.7.4";

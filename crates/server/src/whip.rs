@@ -3,8 +3,8 @@
 //!
 //! - ICE-lite on one shared UDP port; the answer carries every candidate (no trickle), in the
 //!   audio section; other sections are rejected, and an offer without BUNDLE is accepted
-//!   ([`crate::sdp::bundle`]).
-//! - DTLS on OpenSSL, so RSA as well as ECDSA peer certificates work ([`crate::rtc::dtls`]).
+//!   ([`tribune_engine::sdp::bundle`]).
+//! - DTLS on OpenSSL, so RSA as well as ECDSA peer certificates work ([`tribune_engine::rtc::dtls`]).
 //! - An ended space answers `410 Gone` with a `Link` to its recording, as live.opus does.
 //! - A `sendonly` offer (OBS, GStreamer, FFmpeg) gets a `recvonly` answer, as the RFC requires.
 //! - **Extension**: a `sendrecv` offer (the browser app, `tribune speak`) gets a `sendrecv`
@@ -30,10 +30,10 @@ use crate::api::{Caller, authenticate, check_member, refused};
 use crate::app::AppState;
 use crate::auth::random_id;
 use crate::error::{ApiError, ApiResult};
-use crate::mixer::Control;
-use crate::rtc::session::Session;
-use crate::sdp::{Direction, inspect_offer};
-use crate::space::SessionEntry;
+use tribune_engine::mixer::Control;
+use tribune_engine::rtc::session::Session;
+use tribune_engine::sdp::{Direction, inspect_offer};
+use tribune_engine::space::SessionEntry;
 use tribune_room::{Command, Lifecycle, Role};
 
 /// Mix-minus frames a session may have waiting (200 ms); more are dropped by the mixer.
@@ -249,23 +249,10 @@ async fn post_inner(
         )
         .with_header(header::ACCEPT, "application/sdp"));
     }
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the offer is larger than {} bytes", app.cfg.max_body),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > app.cfg.max_body) {
-        return Err(too_large());
-    }
-    let bytes = axum::body::to_bytes(body, app.cfg.max_body)
+    // `body::read_whole` has already read the body whole and refused one over the limit (413).
+    let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
-        .map_err(|_| too_large())?;
+        .map_err(|e| ApiError::bad_request(format!("cannot read the offer: {e}")))?;
     let sdp = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::bad_request("the SDP offer is not UTF-8"))?;
     let direction = inspect_offer(sdp).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -275,7 +262,7 @@ async fn post_inner(
     let creds = str0m::IceCreds::new();
     let now = Instant::now();
     let mut rtc = Rtc::builder()
-        .set_crypto_provider(crate::rtc::dtls::provider())
+        .set_crypto_provider(tribune_engine::rtc::dtls::provider())
         .clear_codecs()
         .enable_opus(true, false)
         .set_ice_lite(true)
@@ -290,7 +277,8 @@ async fn post_inner(
             Err(e) => return Err(ApiError::internal(format!("candidate {c}: {e}"))),
         }
     }
-    let answer = crate::sdp::bundle::negotiate(&mut rtc, sdp).map_err(ApiError::bad_request)?;
+    let answer =
+        tribune_engine::sdp::bundle::negotiate(&mut rtc, sdp).map_err(ApiError::bad_request)?;
 
     let session_id = random_id(24);
     let close = CancellationToken::new();

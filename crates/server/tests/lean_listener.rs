@@ -198,7 +198,7 @@ async fn past_the_cap_a_listener_gets_503_and_is_counted() {
         space
             .turned_away
             .lock()
-            .sum(tribune_server::admission::now_s()),
+            .sum(tribune_engine::clock::Clock::system().now_s()),
         1
     );
     // hyper's 503 has the same header lines in the same order.

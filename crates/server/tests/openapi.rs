@@ -2,37 +2,24 @@
 //! documented with its method and served by the real router, nothing is documented that the
 //! table lacks, and the JSON the handlers answer has the fields the document promises.
 
+mod common;
+
+use common::{ADMIN_KEY, server};
+
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use tribune_server::app::{ROUTES, router};
+use tribune_server::app::ROUTES;
 use tribune_server::openapi::ApiDoc;
-use tribune_server::{Config, Server};
 use utoipa::OpenApi;
-
-const ADMIN_KEY: &str = "test-operator-key";
 
 /// The document as JSON, as clients see it.
 fn doc() -> Value {
     serde_json::to_value(ApiDoc::openapi()).unwrap()
-}
-
-/// A server on its own data directory, and its router as a client would reach it.
-async fn server(name: &str) -> (Server, Router) {
-    let dir = std::env::temp_dir().join(format!("tribune-openapi-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut cfg = Config::for_tests(dir);
-    cfg.admin_key = ADMIN_KEY.into();
-    let server = Server::bind(cfg).await.unwrap();
-    let peer: SocketAddr = "192.0.2.1:40000".parse().unwrap();
-    let r = router(server.app.clone()).layer(MockConnectInfo(peer));
-    (server, r)
 }
 
 async fn call(
@@ -142,7 +129,7 @@ fn documented_path_parameters_are_the_paths_own() {
 /// method" (405) have empty bodies, every handler's errors are `{"error": …}`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_is_served() {
-    let (_server, r) = server("served").await;
+    let (_server, r) = server("openapi-served", "192.0.2.1:40000").await;
     for (method, path) in ROUTES {
         let uri: String = path
             .split('/')
@@ -178,7 +165,7 @@ async fn every_route_is_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_document_is_served() {
-    let (_server, r) = server("doc").await;
+    let (_server, r) = server("openapi-doc", "192.0.2.1:40000").await;
     let (status, body) = call(&r, "GET", "/api/openapi.json", None, None).await;
     assert_eq!(status, StatusCode::OK);
     let served: Value = serde_json::from_slice(&body).unwrap();
@@ -224,7 +211,7 @@ fn assert_matches_doc(doc: &Value, method: &str, path: &str, status: StatusCode,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_answers_have_the_documented_fields() {
     let doc = doc();
-    let (_server, r) = server("fields").await;
+    let (_server, r) = server("openapi-fields", "192.0.2.1:40000").await;
     let check = |method: &'static str, path: &'static str| {
         let doc = &doc;
         move |(status, body): (StatusCode, Vec<u8>)| {

@@ -8,7 +8,7 @@ use axum::http::Request;
 use futures_util::StreamExt;
 use serde_json::json;
 use tower::ServiceExt;
-use tribune_server::events::LAG_LIMIT;
+use tribune_engine::events::LAG_LIMIT;
 use tribune_server::{Config, Server, app::router};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,7 +22,8 @@ async fn a_slow_event_subscriber_is_dropped_alone() {
         .unwrap();
     let r = router(app.clone());
     let get = || {
-        Request::get(format!("/api/spaces/ev/events?token={key}"))
+        Request::get("/api/spaces/ev/events")
+            .header("authorization", format!("Bearer {key}"))
             .body(Body::empty())
             .unwrap()
     };

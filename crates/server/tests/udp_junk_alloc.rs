@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use tribune_server::rtc::mux::Routes;
+use tribune_engine::rtc::mux::Routes;
 
 /// Counts the allocations of the thread that asks for it (other threads of the test harness
 /// may allocate at any time; they do not count).

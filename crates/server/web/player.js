@@ -4,7 +4,7 @@
 // element → analyser (the level meter and `window.tribune.outputAnalyser`) → gain (volume) →
 // speakers.
 //
-// With hls.js, the room's state carried in each part (ID3 in emsg, crates/server/src/hls/meta.rs)
+// With hls.js, the room's state carried in each part (ID3 in emsg, crates/engine/src/hls/meta.rs)
 // is handed to `onMeta(message)` when the audio it came with plays (its pts reaches currentTime;
 // a message that has waited MAX_META_WAIT_MS is handed over anyway), in order.
 //

@@ -2,7 +2,7 @@
 // costs the origin nothing per listener. The page starts from the public snapshot
 // (/spaces/{id}/snapshot.json, the same bytes for everyone, cached by any edge), follows the
 // changes carried inside the LL-HLS parts while it plays (ID3 in emsg, see
-// crates/server/src/hls/meta.rs), polls the snapshot only when it gets nothing in-band, and is
+// crates/engine/src/hls/meta.rs), polls the snapshot only when it gets nothing in-band, and is
 // counted by a sampled anonymous beacon (crates/room/src/viewers.rs). Reactions are gathered
 // and sent at most once per BATCH_MS.
 //

@@ -300,9 +300,51 @@ class SpacePage {
   // ---------------------------------------------------------------------------------------
   // Events
 
+  /**
+   * Opens the event stream. `EventSource` cannot send headers, and a token in a URL ends up in
+   * proxy logs: the token buys a one-minute, one-space ticket (in a header), and the URL carries
+   * only that. Until the ticket is here a placeholder stands in `this.es`, so nothing opens a
+   * second stream meanwhile.
+   */
   openEvents() {
     if (this.es) this.es.close();
-    const q = new URLSearchParams({ token: this.session.token });
+    const pending = { closed: false, close() { this.closed = true; } };
+    this.es = pending;
+    api('POST', `${this.base}/events/ticket`, { token: this.session.token })
+      .then(({ ticket }) => {
+        if (this.es === pending && !pending.closed) this.connectEvents(ticket);
+      })
+      .catch((e) => {
+        if (this.es !== pending || pending.closed) return;
+        this.setConnection(false, e.message);
+        this.reopenEvents(pending);
+      });
+  }
+
+  /** After a refused or failed stream: renew or re-join, then reopen where we left. */
+  reopenEvents(was) {
+    setTimeout(async () => {
+      if (this.es !== was) return;
+      try {
+        if (!this.wantEvents() || this.room.lifecycle === 'ended' || !this.session) {
+          this.es = null;
+          return;
+        }
+        const s = loadSession(this.id);
+        if (!s || s.expired) await this.ensureJoined();
+        else this.session = s;
+        this.openEvents();
+      } catch (e) {
+        this.es = null;
+        this.setConnection(false, e.message);
+        this.esAttempt++;
+        this.openEventsLater();
+      }
+    }, backoff(this.esAttempt++));
+  }
+
+  connectEvents(ticket) {
+    const q = new URLSearchParams({ ticket });
     if (this.lastEventId) q.set('last_event_id', this.lastEventId);
     const es = new EventSource(`${this.base}/events?${q}`);
     this.es = es;
@@ -413,24 +455,8 @@ class SpacePage {
     es.addEventListener('error', () => {
       this.setConnection(false);
       if (es.readyState === EventSource.CLOSED && this.room.lifecycle !== 'ended' && this.session) {
-        // Refused (an expired token, a restart): renew or re-join, then reopen where we left.
-        setTimeout(async () => {
-          if (this.es !== es) return;
-          try {
-            if (!this.wantEvents()) {
-              this.es = null;
-              return;
-            }
-            const s = loadSession(this.id);
-            if (!s || s.expired) await this.ensureJoined();
-            else this.session = s;
-            this.openEvents();
-          } catch (e) {
-            this.setConnection(false, e.message);
-            this.esAttempt++;
-            this.openEventsLater();
-          }
-        }, backoff(this.esAttempt++));
+        // Refused (an expired ticket or token, a restart): a new ticket, where we left.
+        this.reopenEvents(es);
       }
     });
   }

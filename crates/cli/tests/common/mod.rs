@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 pub mod crowd;
 pub mod netns;
 pub mod playlists;
+pub mod varnish;
 
 pub const ADMIN_KEY: &str = "test-operator-key";
 
@@ -236,14 +237,24 @@ pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bo
     false
 }
 
-/// A metric's value from `/metrics`.
-pub async fn metric(base: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
+/// `/metrics` at `base` (an audience listener: with the operator key).
+pub async fn scrape(base: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
         .await
         .expect("metrics")
+        .error_for_status()
+        .expect("metrics status")
         .text()
         .await
-        .expect("metrics body");
+        .expect("metrics body")
+}
+
+/// A metric's value from `/metrics`.
+pub async fn metric(base: &str, name: &str) -> f64 {
+    let text = scrape(base).await;
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse().ok())
@@ -326,6 +337,17 @@ pub async fn space_with_speaker(server: &ServerProc, title: &str, seconds: u32) 
 /// Debian's nginx (`scripts/packages.sh test` installs it).
 pub const NGINX: &str = "/usr/sbin/nginx";
 
+/// Fails the test unless the tool at `path` is installed, naming the Debian `package` that
+/// provides it: a test never passes by skipping what it needs. (Tools found on `PATH`:
+/// [`netns::require`].)
+pub fn require_file(path: &str, package: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "{path} is not installed: this test needs Debian's {package} \
+         (`scripts/packages.sh test` installs it)"
+    );
+}
+
 /// nginx as a child process (`daemon off`, master and workers) from one of the templates in
 /// `deploy/nginx/`, on an ephemeral loopback port; stopped on drop.
 pub struct Nginx {
@@ -341,6 +363,7 @@ impl Nginx {
     /// (`prefix`), `@USER@` (root: as root the workers may write `prefix`; as anyone else nginx
     /// ignores `user`) and then each `(from, to)` of `replace` substituted.
     pub fn start(template: &str, prefix: PathBuf, replace: &[(&str, &str)]) -> Nginx {
+        require_file(NGINX, "nginx");
         // An ephemeral port: bind 0, read it, release it for nginx.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")

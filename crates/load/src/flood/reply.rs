@@ -1,5 +1,5 @@
 //! Reading the server's answer to one request under a deadline: the head, then a bounded body,
-//! and what kind of answer it is by the refusal contract (crates/server/src/refusal.rs).
+//! and what kind of answer it is by the refusal contract (crates/admission/src/refusal.rs).
 
 use serde_json::Value;
 use tokio::io::AsyncReadExt;

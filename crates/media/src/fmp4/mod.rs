@@ -26,6 +26,7 @@
 //! bytes out, no IO and no clock; times are arguments in [`TIMESCALE`] units.
 
 mod id3;
+pub mod read;
 #[cfg(test)]
 mod tests;
 

@@ -54,7 +54,9 @@
 //! [`validate`] parses media playlists and checks them against these rules; the tests of this
 //! module and the server's end-to-end tests run every emitted playlist through it.
 
+mod check;
 mod directive;
+pub mod dvr;
 pub mod journal;
 pub mod name;
 mod rendition;
@@ -64,9 +66,13 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_dvr;
+#[cfg(test)]
 mod tests_resume;
 
+pub use check::{ConfigError, FRAME, MAX_LIVE_SEGMENTS, MAX_PART, MAX_SEGMENT, MIN_PART};
 pub use directive::{DirectiveError, Directives};
+pub use dvr::DvrText;
 pub use rendition::{Block, Rendition, SegmentInfo};
 
 use std::time::Duration;
@@ -82,7 +88,7 @@ pub const LIVE_VERSION: u32 = 9;
 /// playlist (RFC 8216 §7).
 pub const DVR_VERSION: u32 = 6;
 
-/// Timing of a rendition.
+/// Timing of a rendition; [`Config::check`] says whether it gives valid playlists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
     /// Part Target Duration (`PART-TARGET`); every part pushed must be at most this long.

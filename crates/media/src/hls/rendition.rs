@@ -4,8 +4,10 @@ use std::fmt::Write as _;
 use std::ops::Range;
 use std::time::Duration;
 
+use super::dvr::{self, DvrText};
 use super::{
-    Config, DVR_VERSION, INIT_URI, LIVE_VERSION, PartId, part_uri, secs, segment_uri, time,
+    Config, DVR_VERSION, INIT_URI, LIVE_VERSION, PartId, check::rounded, part_uri, secs,
+    segment_uri, time,
 };
 
 /// A segment of the rendition: complete (from [`Rendition::segments`]) or the open one.
@@ -48,6 +50,11 @@ pub struct Rendition {
     target: u64,
     /// Complete segments; `closed[i].msn == i`.
     closed: Vec<SegmentInfo>,
+    /// Media Sequence Numbers of the complete segments marked `EXT-X-DISCONTINUITY`, in
+    /// order: `live.m3u8` counts those before its window without walking every segment.
+    discontinuities: Vec<u64>,
+    /// `dvr.m3u8` of the complete segments, rendered as each closed ([`dvr`]).
+    dvr: dvr::Writer,
     /// The segment being filled (maybe without parts yet); its msn is `closed.len()`.
     open: SegmentInfo,
     /// Parts pushed since the start.
@@ -55,38 +62,24 @@ pub struct Rendition {
     ended: bool,
 }
 
-/// Seconds rounded to the nearest integer, as §4.4.3.1 compares `EXTINF` with the target.
-fn rounded(d: Duration) -> u64 {
-    d.as_secs_f64().round() as u64
-}
-
 impl Rendition {
     /// A rendition with no parts yet. Its target duration is the longest a segment can get
-    /// (`segment_target` plus half a part), rounded.
+    /// (`segment_target` plus half a part), rounded ([`Config::target_duration`]).
     ///
     /// # Panics
-    /// If the configuration cannot give valid playlists: a zero part target, a segment target
-    /// shorter than a part, no live segments, or fewer live segments than the three target
-    /// durations a live playlist must hold (bis §6.2.2).
+    /// If [`Config::check`] refuses the configuration (it cannot give valid playlists); check
+    /// it first where it comes from outside, as the server's configuration does at start-up.
     pub fn new(cfg: Config) -> Self {
-        assert!(
-            !cfg.part_target.is_zero(),
-            "hls: part_target must not be zero"
-        );
-        assert!(
-            cfg.segment_target >= cfg.part_target,
-            "hls: segment_target < part_target"
-        );
-        let target = rounded(cfg.segment_target + cfg.part_target / 2).max(1);
-        let shortest = cfg.segment_target - cfg.part_target / 2;
-        assert!(
-            shortest.as_secs_f64() * cfg.live_segments as f64 >= 3.0 * target as f64,
-            "hls: live_segments must hold at least three target durations"
-        );
+        if let Err(e) = cfg.check() {
+            panic!("hls: {e}");
+        }
+        let target = cfg.target_duration();
         Self {
             cfg,
             target,
             closed: Vec::new(),
+            discontinuities: Vec::new(),
+            dvr: dvr::Writer::new(target),
             open: SegmentInfo {
                 msn: 0,
                 duration: Duration::ZERO,
@@ -125,6 +118,13 @@ impl Rendition {
                 ..s
             })
             .collect();
+        r.discontinuities = r
+            .closed
+            .iter()
+            .filter(|s| s.discontinuity)
+            .map(|s| s.msn)
+            .collect();
+        r.dvr.extend(&r.closed);
         r.parts_total = parts_before;
         r
     }
@@ -197,6 +197,10 @@ impl Rendition {
             discontinuity: false,
         };
         let done = std::mem::replace(&mut self.open, next);
+        if done.discontinuity {
+            self.discontinuities.push(done.msn);
+        }
+        self.dvr.extend([&done]);
         self.closed.push(done);
     }
 
@@ -352,10 +356,7 @@ impl Rendition {
         let media_sequence = window.first().map_or(self.open.msn, |s| s.msn);
         // RFC 8216 §6.2.1: once a segment with a discontinuity leaves the window, the
         // Discontinuity Sequence Number goes up, so every segment keeps its own (§4.3.3.3).
-        let discontinuities = self.closed[..self.closed.len() - window.len()]
-            .iter()
-            .filter(|s| s.discontinuity)
-            .count();
+        let discontinuities = self.discontinuities_before(media_sequence);
 
         let mut out =
             String::with_capacity(256 + 64 * window.len() + 96 * self.cfg.part_segments * 8);
@@ -394,18 +395,22 @@ impl Rendition {
         out
     }
 
+    /// Complete segments before `msn` marked `EXT-X-DISCONTINUITY` (a binary search: there is
+    /// one per restart).
+    fn discontinuities_before(&self, msn: u64) -> usize {
+        self.discontinuities.partition_point(|&m| m < msn)
+    }
+
     /// `dvr.m3u8`: every complete segment since the start (earlier runs included, each run
     /// after the first behind an `EXT-X-DISCONTINUITY`), without parts or low-latency tags,
-    /// as an `EVENT` playlist; once ended it gets `EXT-X-ENDLIST` and is the replay. It grows
-    /// with the space (about 80 bytes a segment), so the server should cache it per segment.
+    /// as an `EVENT` playlist; once ended it gets `EXT-X-ENDLIST` and is the replay.
+    ///
+    /// This renders the whole text, which grows with the space (about 80 bytes a segment,
+    /// 430 KB by three hours): the reference. A server keeps [`Rendition::dvr_text`], the same
+    /// bytes rendered one segment at a time.
     pub fn dvr_playlist(&self) -> String {
         let mut out = String::with_capacity(160 + 80 * self.closed.len());
-        let _ = write!(
-            out,
-            "#EXTM3U\n#EXT-X-VERSION:{DVR_VERSION}\n#EXT-X-TARGETDURATION:{}\n\
-             #EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI=\"{INIT_URI}\"\n",
-            self.target
-        );
+        write_dvr_header(&mut out, self.target);
         for s in &self.closed {
             write_segment(&mut out, s, false, true);
         }
@@ -414,12 +419,28 @@ impl Rendition {
         }
         out
     }
+
+    /// `dvr.m3u8` as [`Rendition::dvr_playlist`] renders it, taken from the text kept since
+    /// the start: the same bytes, at a cost that does not grow with the space (two reference
+    /// counts; see [`dvr`]). It changes only when a segment closes and at the end.
+    pub fn dvr_text(&self) -> DvrText {
+        self.dvr.snapshot(self.ended)
+    }
+}
+
+/// The header of `dvr.m3u8`, up to its first segment.
+pub(super) fn write_dvr_header(out: &mut String, target: u64) {
+    let _ = write!(
+        out,
+        "#EXTM3U\n#EXT-X-VERSION:{DVR_VERSION}\n#EXT-X-TARGETDURATION:{target}\n\
+         #EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI=\"{INIT_URI}\"\n"
+    );
 }
 
 /// One segment: its discontinuity, its date (on every segment, so also on the first after a
 /// discontinuity: RFC 8216 §4.3.2.6), its parts if asked (they follow the date: bis §4.4.4.9) and, if
 /// complete, its `EXTINF` and URI.
-fn write_segment(out: &mut String, s: &SegmentInfo, parts: bool, complete: bool) {
+pub(super) fn write_segment(out: &mut String, s: &SegmentInfo, parts: bool, complete: bool) {
     if s.discontinuity {
         out.push_str("#EXT-X-DISCONTINUITY\n");
     }

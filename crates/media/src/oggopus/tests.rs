@@ -240,10 +240,10 @@ fn resume_below_first_audio_seq_is_clamped() {
 #[test]
 fn resumed_real_opus_stream_decodes_in_ffmpeg() {
     const FFMPEG: &str = "/usr/bin/ffmpeg";
-    if !std::path::Path::new(FFMPEG).exists() {
-        eprintln!("skipped: {FFMPEG} not installed");
-        return;
-    }
+    assert!(
+        std::path::Path::new(FFMPEG).exists(),
+        "{FFMPEG} is not installed: this test needs Debian's ffmpeg (`scripts/packages.sh test`)"
+    );
     const SERIAL: u32 = 0x7157;
     let mut tone = Tone::new(440.0, 0.5);
     let mut pcm = [0.0f32; 960];

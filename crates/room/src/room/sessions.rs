@@ -10,20 +10,28 @@ impl Room {
         out.persist();
     }
 
-    pub(super) fn start(&mut self, out: &mut Outcome) -> Result<(), Refusal> {
+    pub(super) fn start(&mut self, now_ms: u64, out: &mut Outcome) -> Result<(), Refusal> {
         if self.lifecycle != Lifecycle::Scheduled {
             return Err(Refusal::conflict("space is not scheduled"));
         }
-        self.set_lifecycle(Lifecycle::Live, out);
+        self.went_live(now_ms, out);
         Ok(())
     }
 
-    pub(super) fn resume(&mut self, out: &mut Outcome) -> Result<(), Refusal> {
+    pub(super) fn resume(&mut self, now_ms: u64, out: &mut Outcome) -> Result<(), Refusal> {
         if self.lifecycle != Lifecycle::Interrupted {
             return Err(Refusal::conflict("space is not interrupted"));
         }
-        self.set_lifecycle(Lifecycle::Live, out);
+        self.went_live(now_ms, out);
         Ok(())
+    }
+
+    /// The space goes live at `now_ms`. Going live with nobody on stage connected arms the grace
+    /// deadline at once: a space nobody ever takes the stage in ends after `grace_ms`, as one
+    /// whose last speaker left does.
+    fn went_live(&mut self, now_ms: u64, out: &mut Outcome) {
+        self.set_lifecycle(Lifecycle::Live, out);
+        self.arm_grace_if_empty(now_ms);
     }
 
     pub(super) fn end(&mut self, out: &mut Outcome) {
@@ -80,6 +88,13 @@ impl Room {
             }
         }
         self.deliver(Outcome::default())
+    }
+
+    /// A room built live (a space created without a start time) opened at `now_ms`: the grace
+    /// deadline is armed as for `Start`, so a space nobody takes the stage in ends after
+    /// `grace_ms`. No effect in other states.
+    pub fn opened(&mut self, now_ms: u64) {
+        self.arm_grace_if_empty(now_ms);
     }
 
     /// Set the grace deadline if the space is live and nobody on stage is connected.

@@ -2,8 +2,9 @@
 //!
 //! Every request on an audience listener (`--listen`, `--tls-listen`; not `--control-listen`)
 //! passes [`layer`] before any handler runs:
-//! 1. **Class** ([`class::classify`]): control (a request with a host's, co-host's, speaker's
-//!    or operator's credential for the space, whatever its path), join (a listener coming in)
+//! 1. **Class** ([`tribune_admission::class::classify`]): control (the operator key, or the token of a participant
+//!    the room seats *now* as host, co-host or speaker of the space the path names, whatever
+//!    the rest of the path; see [`privileged`]), join (a listener coming in)
 //!    or browse (everything else, control paths without such a credential included). HLS
 //!    objects and the app's files are shared bytes, neither limited per address nor counted in
 //!    flight.
@@ -22,8 +23,6 @@
 //! `tribune_refusals_total{reason, class}`. The lean live.opus path ([`crate::plain`]) calls
 //! [`Guard::check_entry`] itself, since it does not go through axum.
 
-pub mod class;
-
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -31,15 +30,16 @@ use std::time::{Duration, SystemTime};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tribune_room::Role;
 
 use crate::app::AppState;
 use crate::config::Limits;
+use crate::refusal::IntoHttp as _;
 use crate::refusal::{Class, Reason, Refusal};
-pub use class::{Kind, classify};
+pub use tribune_admission::class::{Kind, classify};
 
 type Limiter<K> = DefaultKeyedRateLimiter<K>;
 
@@ -125,7 +125,7 @@ impl Guard {
         if self.is_proxy_itself(peer, client) {
             return Ok(());
         }
-        let key = crate::admission::address_key(client);
+        let key = tribune_admission::address_key(client);
         self.check_ip(&self.per_ip, key, Class::Join)?;
         self.check_ip(&self.join_per_ip, key, Class::Join)
     }
@@ -146,7 +146,7 @@ impl Guard {
 
     /// A WHIP offer: per address, and per credential when it brings one.
     fn check_whip(&self, client: IpAddr, token: Option<&str>) -> Result<(), Refusal> {
-        let key = crate::admission::address_key(client);
+        let key = tribune_admission::address_key(client);
         self.check_ip(&self.whip_per_ip, key, Class::Control)?;
         if let (Some(l), Some(t)) = (&self.whip_per_token, token) {
             self.sweep(l);
@@ -171,7 +171,7 @@ impl Guard {
         let n = self.inflight.fetch_add(1, Relaxed) + 1;
         if n > self.share(class) {
             self.inflight.fetch_sub(1, Relaxed);
-            let wait = crate::admission::retry_after_s();
+            let wait = retry_after_s();
             return Err(Refusal::new(
                 Reason::Overloaded,
                 format!(
@@ -216,8 +216,8 @@ fn rate_limited(wait: Duration, class: Class, what: &str) -> Refusal {
     .field("class", class.as_str())
 }
 
-/// The request's credential: `Authorization: Bearer …`, or `token=` in the query (event
-/// streams).
+/// The request's credential: `Authorization: Bearer …`, or an event-stream ticket (`ticket=`
+/// in the query).
 fn credential(req: &Request) -> Option<&str> {
     if let Some(t) = crate::api::bearer(req.headers()) {
         return Some(t);
@@ -226,22 +226,52 @@ fn credential(req: &Request) -> Option<&str> {
         .query()?
         .split('&')
         .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == "token")
+        .find(|(k, _)| *k == "ticket")
         .map(|(_, v)| v)
 }
 
-/// Whether `token` is the operator key, or a host's, co-host's or speaker's token (checked as
-/// the handlers check it: signature and expiry) for the space the path names (a token of one
-/// space lifts no limit on another).
+/// Whether `token` is the operator key, or the token of a participant whom the room seats *now*
+/// as host, co-host or speaker of the space the path names.
+///
+/// The token is checked as the handlers check it (signature and expiry), but its role is only a
+/// claim: the room's current role decides ([`tribune_engine::space::Space::current_role`]), so a speaker
+/// moved back to the audience, removed or banned loses the control class with its seat. A
+/// participant's token counts only on paths of its own space: on another space's paths, and on
+/// paths naming no space (`/api/spaces`, `/api/admin/…`, the pages), it lifts nothing. The cost
+/// on every request: one signature check, one look-up in the spaces map, one room lock.
 fn privileged(app: &AppState, token: &str, path: &str) -> bool {
     if crate::auth::key_matches(token, &app.cfg.admin_key) {
         return true;
     }
-    let space = space_of(path);
-    app.keys.verify(token, SystemTime::now()).is_ok_and(|c| {
-        matches!(c.role, Role::Host | Role::Cohost | Role::Speaker)
-            && space.is_none_or(|s| s == c.space)
+    let Some(id) = space_of(path) else {
+        return false;
+    };
+    let now = SystemTime::now();
+    app.keys
+        .verify(token, now)
+        .or_else(|_| app.keys.verify_ticket(token, now))
+        .is_ok_and(|c| c.space == id && (c.operator || seated_now(app, id, &c.sub, c.role)))
+}
+
+/// Whether space `id`'s room gives `sub` (whose token claims `token_role`) a stage role now.
+fn seated_now(app: &AppState, id: &str, sub: &str, token_role: Role) -> bool {
+    app.spaces.get(id).is_some_and(|space| {
+        space
+            .current_role(sub, token_role)
+            .is_ok_and(Role::on_stage)
     })
+}
+
+/// The class a request gets: control when its credential is privileged for the path (see
+/// [`privileged`]), else the class its path proposes, with control paths demoted to browsing.
+fn class_of(app: &AppState, token: Option<&str>, path: &str, proposed: Class) -> Class {
+    if token.is_some_and(|t| privileged(app, t, path)) {
+        Class::Control
+    } else if proposed == Class::Control {
+        Class::Browse
+    } else {
+        proposed
+    }
 }
 
 /// The space id a path names (`/api/spaces/{id}/…`, `/spaces/{id}/…`), if any.
@@ -254,6 +284,13 @@ fn space_of(path: &str) -> Option<&str> {
 
 /// The axum middleware on the audience listeners (see the module doc).
 pub async fn layer(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if !matches!(path, "/metrics" | "/healthz") {
+        app.metrics.http_requests.fetch_add(1, Relaxed);
+    }
+    if path.ends_with("/beacon") {
+        app.metrics.beacon_requests.fetch_add(1, Relaxed);
+    }
     let kind = classify(req.method().as_str(), req.uri().path());
     let (proposed, entry) = match kind {
         Kind::Exempt | Kind::Shared => return next.run(req).await,
@@ -265,16 +302,10 @@ pub async fn layer(State(app): State<AppState>, req: Request, next: Next) -> Res
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let client = crate::client_addr::client_ip(&app.cfg.trusted_proxies, peer, req.headers());
+    let client = tribune_net::client_addr::client_ip(&app.cfg.trusted_proxies, peer, req.headers());
     let token = credential(&req);
     // Control is earned by a credential, not by a path: a control path without one is browsing.
-    let class = if token.is_some_and(|t| privileged(&app, t, req.uri().path())) {
-        Class::Control
-    } else if proposed == Class::Control {
-        Class::Browse
-    } else {
-        proposed
-    };
+    let class = class_of(&app, token, req.uri().path(), proposed);
     let g = &app.guard;
     let limited = if kind == Kind::WhipOffer {
         g.check_whip(client, token)
@@ -283,7 +314,7 @@ pub async fn layer(State(app): State<AppState>, req: Request, next: Next) -> Res
     } else if entry {
         g.check_entry(peer.ip(), client)
     } else {
-        g.check_ip(&g.per_ip, crate::admission::address_key(client), class)
+        g.check_ip(&g.per_ip, tribune_admission::address_key(client), class)
     };
     if let Err(r) = limited {
         app.metrics.refused(r.reason, class);
@@ -399,6 +430,96 @@ mod tests {
         assert_eq!(space_of("/"), None);
     }
 
+    /// A server with spaces `ga` and `gb`, a speaker `s1` of `ga`: the server, the speaker's
+    /// token and `ga`'s host's sub.
+    async fn two_spaces(name: &str) -> (crate::Server, String, String) {
+        let dir = std::env::temp_dir().join(format!("tribune-guard-{name}-{}", std::process::id()));
+        let server = crate::Server::bind(crate::Config::for_tests(dir))
+            .await
+            .unwrap();
+        let app = &server.app;
+        let host = app
+            .create_space(Some("ga"), "A", "", "Host", None)
+            .unwrap()
+            .host_sub;
+        app.create_space(Some("gb"), "B", "", "Host", None).unwrap();
+        let (speaker, _) = app.mint("ga", "s1", "Sam", Role::Speaker);
+        (server, speaker, host)
+    }
+
+    #[tokio::test]
+    async fn a_demoted_speaker_gets_the_audience_class() {
+        let (server, speaker, host) = two_spaces("demoted").await;
+        let app = &server.app;
+        let whip = "/api/spaces/ga/whip";
+        let events = "/api/spaces/ga/events";
+        assert_eq!(
+            class_of(app, Some(speaker.as_str()), whip, Class::Control),
+            Class::Control
+        );
+        let space = app.spaces.get("ga").unwrap();
+        // On stage (the grant enters the record), then moved back to the audience.
+        let sam = tribune_room::Actor::new("s1", "Sam", Role::Speaker);
+        space
+            .command(&sam, tribune_room::Command::MuteSelf)
+            .unwrap();
+        assert_eq!(
+            class_of(app, Some(speaker.as_str()), whip, Class::Control),
+            Class::Control
+        );
+        let host = tribune_room::Actor::new(host, "Host", Role::Host);
+        let demote = tribune_room::Command::MoveToAudience {
+            target: "s1".into(),
+        };
+        space.command(&host, demote).unwrap();
+        assert_eq!(
+            class_of(app, Some(speaker.as_str()), whip, Class::Control),
+            Class::Browse,
+            "its old speaker token is a listener's now"
+        );
+        assert_eq!(
+            class_of(app, Some(speaker.as_str()), events, Class::Join),
+            Class::Join
+        );
+        // The operator key stays privileged everywhere.
+        let key = app.cfg.admin_key.clone();
+        assert_eq!(
+            class_of(app, Some(key.as_str()), whip, Class::Control),
+            Class::Control
+        );
+        assert_eq!(
+            class_of(app, Some(key.as_str()), "/api/spaces", Class::Control),
+            Class::Control
+        );
+    }
+
+    #[tokio::test]
+    async fn a_speaker_token_is_privileged_on_its_own_space_only() {
+        let (server, speaker, _) = two_spaces("other").await;
+        let app = &server.app;
+        let s = Some(speaker.as_str());
+        assert_eq!(
+            class_of(app, s, "/api/spaces/ga/end", Class::Control),
+            Class::Control
+        );
+        assert_eq!(
+            class_of(app, s, "/spaces/ga/live.opus", Class::Join),
+            Class::Control
+        );
+        for (path, proposed, want) in [
+            ("/api/spaces/gb/end", Class::Control, Class::Browse),
+            ("/api/spaces/gb/join", Class::Join, Class::Join),
+            ("/spaces/gb/live.opus", Class::Join, Class::Join),
+            ("/api/spaces", Class::Control, Class::Browse),
+            ("/api/spaces", Class::Browse, Class::Browse),
+            ("/api/admin/shield", Class::Control, Class::Browse),
+            ("/", Class::Browse, Class::Browse),
+            ("/api/spaces/nope/end", Class::Control, Class::Browse),
+        ] {
+            assert_eq!(class_of(app, s, path, proposed), want, "{path}");
+        }
+    }
+
     #[test]
     fn zero_means_unlimited() {
         let g = Guard::new(&limits(0, 0, 0, 8), &[]);
@@ -406,5 +527,22 @@ mod tests {
             g.check_entry(A, A).unwrap();
             g.check_whip(A, Some("t")).unwrap();
         }
+    }
+}
+
+/// Seconds a refused listener should wait: 2 to 6, at random, so that a crowd turned away
+/// together does not come back together.
+fn retry_after_s() -> u64 {
+    2 + rand::random::<u64>() % 5
+}
+
+#[cfg(test)]
+mod retry_tests {
+    #[test]
+    fn retry_after_is_jittered_within_bounds() {
+        let seen: std::collections::BTreeSet<u64> =
+            (0..500).map(|_| super::retry_after_s()).collect();
+        assert!(seen.iter().all(|s| (2..=6).contains(s)));
+        assert!(seen.len() > 1);
     }
 }

@@ -98,7 +98,7 @@ pub struct SetMode {
 )]
 pub async fn challenge(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     find_space(&app, &id)?;
-    let now = crate::admission::now_s();
+    let now = app.cfg.clock.now_s();
     app.shield.settle(now);
     let answer = ChallengeAnswer {
         challenge: app.shield.challenge(&id, now),
@@ -118,7 +118,7 @@ fn operator(app: &AppState, headers: &HeaderMap) -> ApiResult<()> {
 }
 
 fn status(app: &AppState) -> Response {
-    let now = crate::admission::now_s();
+    let now = app.cfg.clock.now_s();
     let s = &app.shield;
     s.settle(now);
     let mut resp = Json(Status {

@@ -44,9 +44,6 @@
 //! measured by `tribune-bench pow`. Nothing here reads the clock: time is an argument.
 
 pub mod http;
-pub mod replay;
-pub mod switch;
-pub mod ticket;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
@@ -55,12 +52,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::config::{self, ShieldMode};
-use crate::metrics::Metrics;
 use crate::refusal::{Reason, Refusal};
+use tribune_metrics::Metrics;
 
-use replay::{Replay, Seen};
-use switch::{Change, Switch};
-use ticket::{Invalid, Signer, WINDOW_S};
+use tribune_admission::pow::replay::{Replay, Seen};
+use tribune_admission::pow::switch::{Change, Switch};
+use tribune_admission::pow::ticket::{self, Invalid, Signer, WINDOW_S};
 
 /// The default difficulty (`--shield-bits`): about 2 million hashes on average. Measured with
 /// `tribune-bench pow` on the 2-core development machine (SHA-NI), a native client solves it in
@@ -343,7 +340,7 @@ mod tests {
         s.set_mode(ShieldMode::Auto);
         assert!(s.is_on());
         // A calm minute later it is off again, even without joins.
-        s.settle(NOW + switch::CALM_S);
+        s.settle(NOW + tribune_admission::pow::switch::CALM_S);
         assert!(!s.is_on());
         assert_eq!(s.metrics.shield_on.load(Relaxed), 0);
         s.set_mode(ShieldMode::On);
