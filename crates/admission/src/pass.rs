@@ -8,6 +8,9 @@
 pub struct Pass {
     pub ticket: Option<String>,
     pub pow: Option<String>,
+    /// `Tribune-Node` (header only): another node of the cluster relaying the stream proves
+    /// it is one with the cluster's node credential; the server checks it.
+    pub node: Option<String>,
 }
 
 /// Longest ticket or proof of work looked at.
@@ -33,6 +36,10 @@ impl Pass {
         Pass {
             ticket: pick("ticket", "tribune-ticket"),
             pow: pick("pow", "tribune-pow"),
+            node: header("tribune-node")
+                .map(str::trim)
+                .filter(|v| valid(v))
+                .map(str::to_owned),
         }
     }
 

@@ -59,6 +59,11 @@ impl Directory {
         Ok(Directory { conn, ttl })
     }
 
+    /// The shared connection (for [`crate::SpaceRecords`] and [`crate::EventLog`]).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     /// How often a node should renew its record: a third of the TTL.
     pub fn renew_every(&self) -> Duration {
         self.ttl / 3

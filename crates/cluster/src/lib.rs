@@ -3,7 +3,15 @@
 //! - [`directory`]: each node registers itself (id, public URL, UDP address, load, the spaces it
 //!   owns) under a key that expires unless renewed, so a node that dies leaves the directory by
 //!   itself within one TTL; any node lists the live ones.
+//! - [`spaces`]: which node owns each space (claimed once, at creation) and the summary every
+//!   node lists for it.
+//! - [`events`]: each space's event frames, appended once by its owner to a capped Redis stream
+//!   that is both the bus other nodes read and the history `Last-Event-ID` resumes from.
 
 pub mod directory;
+pub mod events;
+pub mod spaces;
 
 pub use directory::{Directory, NodeInfo};
+pub use events::{EventLog, Logged, Reader};
+pub use spaces::{Owner, SpaceRecords};

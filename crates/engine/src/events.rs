@@ -33,9 +33,15 @@ struct Inner {
     tx: Option<broadcast::Sender<Frame>>,
 }
 
+/// Called with every frame the hub publishes (keep-alives aside), under the hub's lock, so in
+/// order, and with `None` when the stream ends: a cluster node hands them to its Redis writer
+/// without waiting.
+pub type Tap = Box<dyn Fn(Option<&Frame>) + Send + Sync>;
+
 /// The event hub of one space.
 pub struct EventHub {
     inner: Mutex<Inner>,
+    tap: std::sync::OnceLock<Tap>,
 }
 
 /// Where a new subscriber starts.
@@ -59,6 +65,7 @@ impl Default for EventHub {
                 ring: VecDeque::with_capacity(RING),
                 tx: Some(tx),
             }),
+            tap: std::sync::OnceLock::new(),
         }
     }
 }
@@ -100,10 +107,50 @@ impl EventHub {
             inner.ring.pop_front();
         }
         inner.ring.push_back(f.clone());
+        if let Some(tap) = self.tap.get() {
+            tap(Some(&f));
+        }
         if let Some(tx) = &inner.tx {
             let _ = tx.send(f);
         }
         id
+    }
+
+    /// Hand every frame published from now on to `tap` too (once; a second tap is ignored).
+    pub fn set_tap(&self, tap: Tap) {
+        let _ = self.tap.set(tap);
+    }
+
+    /// Publish a frame made elsewhere, keeping its id (a mirror of another node's hub): frames
+    /// at or before the last one held are ignored, so a frame read twice is sent once.
+    pub fn relay(&self, f: Frame) {
+        let mut inner = self.inner.lock();
+        if f.id < inner.next_id {
+            return;
+        }
+        inner.next_id = f.id + 1;
+        if inner.ring.len() == RING {
+            inner.ring.pop_front();
+        }
+        inner.ring.push_back(f.clone());
+        if let Some(tx) = &inner.tx {
+            let _ = tx.send(f);
+        }
+    }
+
+    /// The id of the last frame published, or `None` once the stream has ended.
+    pub fn last_id(&self) -> Option<u64> {
+        let inner = self.inner.lock();
+        inner.tx.as_ref().map(|_| inner.next_id - 1)
+    }
+
+    /// Subscribers now (a mirror with none may stop).
+    pub fn subscribers(&self) -> usize {
+        self.inner
+            .lock()
+            .tx
+            .as_ref()
+            .map_or(0, broadcast::Sender::receiver_count)
     }
 
     /// Send a comment line to keep idle connections (and proxies) alive; not kept for resumption.
@@ -141,7 +188,12 @@ impl EventHub {
 
     /// End the stream: subscribers get what is queued, then end of body.
     pub fn close(&self) {
-        self.inner.lock().tx = None;
+        let mut inner = self.inner.lock();
+        if inner.tx.take().is_some()
+            && let Some(tap) = self.tap.get()
+        {
+            tap(None);
+        }
     }
 }
 
@@ -209,6 +261,41 @@ mod tests {
                 "one serialization, shared"
             );
         }
+    }
+
+    #[test]
+    fn a_mirror_keeps_the_ids_it_is_given_and_sends_each_once() {
+        let owner = EventHub::default();
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        owner.set_tap(Box::new(move |f| log.lock().extend(f.cloned())));
+        for i in 0..5 {
+            owner.publish("n", &json!({ "i": i }));
+        }
+        let mirror = EventHub::default();
+        let mut rx = mirror.subscribe(None).unwrap().rx;
+        let frames = seen.lock().clone();
+        for f in frames.iter().chain(frames.iter()) {
+            mirror.relay(f.clone());
+        }
+        let got: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|f| f.id)
+            .collect();
+        assert_eq!(got, vec![1, 2, 3, 4, 5], "in order, each once");
+        let s = mirror.subscribe(Some(3)).unwrap();
+        assert!(!s.needs_snapshot);
+        assert_eq!(
+            s.backlog
+                .iter()
+                .map(|f| f.bytes.clone())
+                .collect::<Vec<_>>(),
+            frames[3..]
+                .iter()
+                .map(|f| f.bytes.clone())
+                .collect::<Vec<_>>(),
+            "resumes with the owner's bytes"
+        );
+        assert_eq!(mirror.subscribers(), 2);
     }
 
     #[test]

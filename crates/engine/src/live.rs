@@ -113,6 +113,23 @@ impl LiveStream {
         }
     }
 
+    /// A stream whose pages come from elsewhere (another node's stream, relayed): `head` is its
+    /// two header pages as received; pages go in with [`LiveStream::publish`].
+    pub fn relayed(head: Bytes, burst_pages: usize, capacity: usize) -> Self {
+        let capacity = capacity.max(4);
+        let (tx, _) = broadcast::channel(capacity);
+        LiveStream {
+            head,
+            ring: Mutex::new(Ring {
+                recent: VecDeque::with_capacity(burst_pages + 1),
+                tx: Some(tx),
+            }),
+            burst_pages,
+            capacity,
+            listeners: AtomicI64::new(0),
+        }
+    }
+
     /// Subscribe a listener: `None` once the stream has ended.
     pub fn subscribe(&self) -> Option<Subscription> {
         let ring = self.ring.lock();
@@ -140,7 +157,8 @@ impl LiveStream {
         self.capacity
     }
 
-    fn publish(&self, page: LivePage) {
+    /// Hand `page` to every listener (the pager's, or a relay's, side).
+    pub fn publish(&self, page: LivePage) {
         let mut ring = self.ring.lock();
         if self.burst_pages > 0 {
             if ring.recent.len() == self.burst_pages {
@@ -155,7 +173,7 @@ impl LiveStream {
     }
 
     /// End the stream: current listeners get the remaining pages, then end of body.
-    fn close(&self) {
+    pub fn close(&self) {
         self.ring.lock().tx = None;
     }
 

@@ -34,6 +34,10 @@ pub struct Metrics {
     pub store_errors: AtomicU64,
     pub events_subscribers: AtomicI64,
     pub events_dropped_slow: AtomicU64,
+    pub cluster_forward_errors: AtomicU64,
+    pub cluster_frames_dropped: AtomicU64,
+    pub cluster_relays_opened: AtomicU64,
+    pub cluster_hls_fetches: AtomicU64,
     pub joins: AtomicU64,
     pub reactions: AtomicU64,
     pub reaction_requests: AtomicU64,
@@ -241,6 +245,30 @@ impl Metrics {
             "counter",
             "Event subscribers disconnected for reading too slowly.",
             c(&self.events_dropped_slow),
+        );
+        put(
+            "cluster_forward_errors_total",
+            "counter",
+            "Requests for a space of another node that its owner did not answer.",
+            c(&self.cluster_forward_errors),
+        );
+        put(
+            "cluster_event_frames_dropped_total",
+            "counter",
+            "Event frames of this node's spaces that Redis did not take (other nodes miss them).",
+            c(&self.cluster_frames_dropped),
+        );
+        put(
+            "cluster_relays_opened_total",
+            "counter",
+            "Upstream live.opus streams opened to other nodes (one per space while it has listeners here).",
+            c(&self.cluster_relays_opened),
+        );
+        put(
+            "cluster_hls_fetches_total",
+            "counter",
+            "LL-HLS requests made to other nodes (each object once, playlist requests coalesced).",
+            c(&self.cluster_hls_fetches),
         );
         put(
             "joins_total",

@@ -75,6 +75,19 @@ pub enum CreateError {
     Io(#[from] std::io::Error),
 }
 
+/// Whether `id` may name a space: 1-64 characters of `[A-Za-z0-9_-]`.
+pub fn valid_id(id: &str) -> Result<(), CreateError> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(CreateError::InvalidId(id.to_owned()))
+    }
+}
+
 /// The SQLite file under the data directory.
 pub const DB_FILE: &str = "tribune.db";
 
@@ -91,14 +104,7 @@ impl App {
     ) -> Result<Created, CreateError> {
         let id = match id {
             Some(id) => {
-                if id.is_empty()
-                    || id.len() > 64
-                    || !id
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                {
-                    return Err(CreateError::InvalidId(id.to_owned()));
-                }
+                valid_id(id)?;
                 id.to_owned()
             }
             None => crate::auth::random_id(10),
@@ -122,6 +128,9 @@ impl App {
         if !self.spaces.insert(space.clone()) {
             space.end();
             return Err(CreateError::Exists(id));
+        }
+        if let Some(m) = &self.cluster {
+            m.tap(&space);
         }
         tokio::spawn(batch::run(space.clone()));
         let (host_token, _) = self.mint(&id, &host_sub, host_name, Role::Host);
@@ -212,7 +221,8 @@ route_table! {
 
 /// The HTTP routes: [`ROUTES`], plus the WHIP resources' answer to any other method (405 with
 /// `Allow`, as RFC 9725 wants), without state.
-fn base_router(max_body: usize) -> Router<AppState> {
+fn base_router(app: &AppState) -> Router<AppState> {
+    let max_body = app.cfg.max_body;
     routes()
         .route(
             "/api/spaces/{id}/whip",
@@ -222,6 +232,11 @@ fn base_router(max_body: usize) -> Router<AppState> {
             "/api/spaces/{id}/whip/{session}",
             MethodRouter::new().fallback(whip::session_not_allowed),
         )
+        // In a cluster, a space owned by another node is served through it.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::cluster::layer,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
             max_body,
@@ -232,7 +247,7 @@ fn base_router(max_body: usize) -> Router<AppState> {
 /// The router of the audience listeners (`--listen`, `--tls-listen`): every request passes the
 /// [`crate::guard`] (classes, rate limits, capacity shares) first.
 pub fn router(app: AppState) -> Router {
-    base_router(app.cfg.max_body)
+    base_router(&app)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             crate::guard::layer,
@@ -243,7 +258,7 @@ pub fn router(app: AppState) -> Router {
 /// The router of the control listener (`--control-listen`): the same routes, none of the
 /// audience limits, and every request marked [`ControlListener`].
 pub fn control_router(app: AppState) -> Router {
-    base_router(app.cfg.max_body)
+    base_router(&app)
         .layer(axum::Extension(ControlListener))
         .with_state(app)
 }
@@ -371,7 +386,7 @@ impl Server {
         ));
         let shield = crate::shield::Shield::new(&cfg.shield, cfg.jwt_secret.as_bytes())
             .with_metrics(metrics.clone());
-        let cluster = crate::cluster::member(&cfg);
+        let cluster = crate::cluster::member(&cfg, &metrics);
         let app = Arc::new(App {
             cluster,
             keys: Keys::new(&cfg.jwt_secret),
@@ -399,6 +414,9 @@ impl Server {
             match Space::restore(&r, &space_cfg, app.metrics.clone(), app.writer.clone()) {
                 Ok(space) => {
                     app.spaces.insert(space.clone());
+                    if let Some(m) = &app.cluster {
+                        m.tap(&space);
+                    }
                     tokio::spawn(batch::run(space));
                 }
                 Err(e) => tracing::error!(space = %r.id, error = %e, "cannot restore space"),

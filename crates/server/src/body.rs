@@ -76,17 +76,7 @@ impl<S: Send + Sync> FromRequest<S> for OptJson {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let ctype = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            });
+        let ctype = media_type(req.headers());
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| {
@@ -100,22 +90,42 @@ impl<S: Send + Sync> FromRequest<S> for OptJson {
                     e.body_text(),
                 )
             })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptJson(None));
-        }
-        match ctype.as_deref() {
-            Some("application/json") => {}
-            Some(t) if t.ends_with("+json") => {}
-            other => {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    format!("send JSON with Content-Type: application/json, not {other:?}"),
-                ));
-            }
-        }
-        serde_json::from_slice(&bytes)
-            .map(|v| OptJson(Some(v)))
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+        parse_opt_json(ctype.as_deref(), &bytes)
     }
+}
+
+/// The media type of `Content-Type` (lower case, parameters left out).
+pub fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
+/// A body of media type `ctype` as [`OptJson`]: `None` when blank, `415` unless JSON, `400`
+/// when not valid JSON.
+pub fn parse_opt_json(ctype: Option<&str>, bytes: &[u8]) -> Result<OptJson, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(OptJson(None));
+    }
+    match ctype {
+        Some("application/json") => {}
+        Some(t) if t.ends_with("+json") => {}
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("send JSON with Content-Type: application/json, not {other:?}"),
+            ));
+        }
+    }
+    serde_json::from_slice(bytes)
+        .map(|v| OptJson(Some(v)))
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
 }

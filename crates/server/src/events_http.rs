@@ -130,6 +130,8 @@ fn stream_caller(
         ("ticket" = Option<String>, Query, description = "An event-stream ticket from \
             `POST /api/spaces/{id}/events/ticket`, for `EventSource` (or send `Authorization: Bearer`)"),
         ("last_event_id" = Option<u64>, Query, description = "Resume after this event id"),
+        ("once" = Option<u8>, Query, description = "`1`: only the snapshot (its id in \
+            `Tribune-Event-Id`; `Tribune-Final: 1` once the space has ended), then the body ends"),
         ("last-event-id" = Option<u64>, Header, description = "Resume after this event id"),
     ),
     security(("ticket_query" = []), ("bearer" = [])),
@@ -155,6 +157,20 @@ pub async fn events(
     space
         .command(&caller.actor(), Command::Subscribe)
         .map_err(refused)?;
+    // `once=1`: the snapshot alone, its event id in `Tribune-Event-Id` (and `Tribune-Final` once
+    // the space has ended). Another node of the cluster asks this way for each subscriber it
+    // serves from this space's log; a client may too (a poll instead of a stream).
+    if q.get("once").is_some_and(|v| v == "1") {
+        let at = space.events.last_id();
+        let snap = frame(at.unwrap_or(0), "snapshot", &space.snapshot().to_string());
+        let mut resp = sse_response(Body::from(snap));
+        let h = resp.headers_mut();
+        h.insert("tribune-event-id", HeaderValue::from(at.unwrap_or(0)));
+        if at.is_none() {
+            h.insert("tribune-final", HeaderValue::from_static("1"));
+        }
+        return Ok(resp);
+    }
     let last_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -210,7 +226,7 @@ pub async fn events(
     Ok(sse_response(Body::from_stream(body)))
 }
 
-fn sse_response(body: Body) -> Response {
+pub fn sse_response(body: Body) -> Response {
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(

@@ -54,6 +54,33 @@ impl LiveRoute for Live {
                 .into_response();
             return refuse(tcp, live.http10, resp).await;
         }
+        // A space owned by another node of the cluster: its relay on this node.
+        if let Some(m) = &app.cluster
+            && !app.spaces.contains(&live.id)
+        {
+            let owner = match m.owner_of(&live.id).await {
+                Ok(Some(o)) if o.node != m.cfg.node_id => Some(o),
+                Ok(_) => None,
+                Err(e) => {
+                    let resp = e.with_header(axum::http::header::CONNECTION, "close");
+                    return refuse(tcp, live.http10, resp.into_response()).await;
+                }
+            };
+            if let Some(owner) = owner {
+                if let Err(resp) = crate::streams::door(app, &live.id, &live.pass, |_| {}) {
+                    return refuse(tcp, live.http10, resp).await;
+                }
+                let relay = match crate::cluster::relay::relay(app, m, &owner, &live.id).await {
+                    Ok(r) => r,
+                    Err(resp) => return refuse(tcp, live.http10, resp).await,
+                };
+                if let Err((tcp, _guard)) = relay.fanout.join(tcp, live.http10, guard) {
+                    let resp = crate::streams::gone(&live.id).into_response();
+                    refuse(tcp, live.http10, resp).await;
+                }
+                return;
+            }
+        }
         let space = match crate::streams::admit(app, &live.id, &live.pass) {
             Ok(space) => space,
             Err(resp) => return refuse(tcp, live.http10, resp).await,

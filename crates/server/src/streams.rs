@@ -20,8 +20,9 @@ use crate::refusal::{Class, Reason, Refusal};
 use tribune_admission::Pass;
 use tribune_admission::waiting::Door;
 pub use tribune_engine::live::ListenerGuard;
-use tribune_engine::live::LivePage;
+use tribune_engine::live::{LivePage, LiveStream};
 use tribune_engine::space::Space;
+use tribune_metrics::Metrics;
 use tribune_room::Lifecycle;
 
 /// Every live.opus answer closes its connection afterwards: the stream only ends when the space
@@ -59,6 +60,28 @@ pub fn admit(app: &AppState, id: &str, pass: &Pass) -> Result<Arc<Space>, Respon
     if space.lifecycle() == Lifecycle::Ended {
         return Err(gone(id).into_response());
     }
+    door(app, id, pass, |now| space.turned_away.lock().add(now))?;
+    Ok(space)
+}
+
+/// This node's door for a live.opus listener of space `id` (owned here or relayed): the shield
+/// and the listener cap behind the waiting room, as [`admit`] describes; `on_wait` is told (with
+/// the time) of a listener sent to the waiting room. Another node of the cluster relaying the
+/// stream (its credential in `Tribune-Node`) passes: it stands for that node's listeners, each
+/// of which passed that node's door.
+// The refusal is a whole response (both paths write it as is); it is the cold path.
+#[allow(clippy::result_large_err)]
+pub fn door(
+    app: &crate::app::App,
+    id: &str,
+    pass: &Pass,
+    on_wait: impl FnOnce(u64),
+) -> Result<(), Response> {
+    if let (Some(m), Some(node)) = (&app.cluster, &pass.node)
+        && m.is_node_credential(node.as_bytes())
+    {
+        return Ok(());
+    }
     let now = app.cfg.clock.now_s();
     app.shield.note_join(now);
     let close = |r: Refusal| {
@@ -85,13 +108,13 @@ pub fn admit(app: &AppState, id: &str, pass: &Pass) -> Result<Arc<Space>, Respon
         door
     };
     match door {
-        Door::Enter => Ok(space),
+        Door::Enter => Ok(()),
         Door::Wait {
             ticket,
             position,
             retry_after_s,
         } => {
-            space.turned_away.lock().add(now);
+            on_wait(now);
             app.metrics.listeners_refused_full.fetch_add(1, Relaxed);
             let hls = format!("/spaces/{id}/hls/index.m3u8");
             Err(close(
@@ -211,11 +234,18 @@ pub async fn live(
     }
     let pass = Pass::from_request(query.as_deref(), &headers);
     let space = admit(&app, &id, &pass)?;
-    let sub = space
-        .live
-        .subscribe()
-        .ok_or_else(|| gone(&id).into_response())?;
-    let guard = ListenerGuard::count_in(space.live.clone(), app.metrics.clone());
+    let body =
+        live_body(&space.live, app.metrics.clone()).ok_or_else(|| gone(&id).into_response())?;
+    let mut resp = Response::new(body);
+    *resp.headers_mut() = live_headers(&space.title, &space.description, app.cfg.bitrate);
+    Ok(resp)
+}
+
+/// A listener's body of `stream` (on hyper's path): the header pages and the burst, then pages
+/// as they come, counted in as a listener while it lasts; `None` once the stream has ended.
+pub fn live_body(stream: &Arc<LiveStream>, metrics: Arc<Metrics>) -> Option<Body> {
+    let sub = stream.subscribe()?;
+    let guard = ListenerGuard::count_in(stream.clone(), metrics);
     // First the headers and the burst, then pages as they come.
     let mut first: Vec<Bytes> = Vec::with_capacity(sub.burst.len() + 1);
     first.push(sub.head);
@@ -239,11 +269,8 @@ pub async fn live(
             .fetch_add(bytes.len() as u64, Relaxed);
         Some((Ok::<Bytes, Infallible>(bytes), (first, rx, guard)))
     });
-    let mut resp = Response::new(Body::from_stream(body));
-    *resp.headers_mut() = live_headers(&space.title, &space.description, app.cfg.bitrate);
-    Ok(resp)
+    Some(Body::from_stream(body))
 }
-
 /// `GET /spaces/{id}/recording.opus` — served from disk with `Range` support.
 #[utoipa::path(
     get,

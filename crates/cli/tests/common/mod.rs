@@ -55,8 +55,14 @@ impl ServerProc {
         } else {
             &["--udp", "127.0.0.1:0"][..]
         };
+        let listen = if extra.contains(&"--listen") {
+            &[][..]
+        } else {
+            &["--listen", "127.0.0.1:0"][..]
+        };
         let mut child = Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("serve")
+            .args(listen)
             .args(udp)
             .args(["--admin-key", ADMIN_KEY, "--log", "info,str0m=warn"])
             .arg("--data-dir")

@@ -25,7 +25,6 @@ use crate::body::OptJson;
 use crate::error::{ApiError, ApiResult};
 use crate::refusal::IntoHttp as _;
 use tribune_engine::space::Space;
-use tribune_net::client_addr::client_ip;
 
 pub use tribune_engine::space::ANON_PREFIX;
 

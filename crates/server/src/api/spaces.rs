@@ -12,6 +12,9 @@ pub struct CreateSpace {
     pub host_name: Option<String>,
     /// Scheduled start, Unix seconds: the space is `scheduled` until its host starts it.
     pub starts_at: Option<u64>,
+    /// In a cluster: the node to run the space on (a node id of `GET /api/cluster`); by
+    /// default the least loaded live node. Alone: must be absent or this node's id.
+    pub node: Option<String>,
 }
 
 /// `POST /api/spaces` (operator): create a live or scheduled space; returns its id and a host
@@ -31,13 +34,21 @@ pub struct CreateSpace {
         (status = 403, description = "Not the operator key", body = crate::openapi::ErrorBody),
         (status = 409, description = "A space with this id exists", body = crate::openapi::ErrorBody),
         (status = 500, description = "Starting the space failed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "In a cluster: Redis, or the node chosen, does not answer \
+            now; `Retry-After` says when to try again", body = crate::openapi::ErrorBody),
     ),
 )]
 pub async fn create_space(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: OptJson,
+    request: axum::extract::Request,
 ) -> ApiResult<Response> {
+    let (parts, body) = request.into_parts();
+    let raw = axum::body::to_bytes(body, app.cfg.max_body)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+    let body =
+        crate::body::parse_opt_json(crate::body::media_type(&parts.headers).as_deref(), &raw)?;
     if !matches!(authenticate(&app, &headers)?, Caller::Operator) {
         return Err(ApiError::forbidden(
             "creating a space needs the operator key",
@@ -59,9 +70,43 @@ pub async fn create_space(
         req.host_name.as_deref().unwrap_or("Host"),
         MAX_NAME,
     )?;
+    let mut id = req.id.clone();
+    if let Some(m) = app.cluster.clone() {
+        // Placed here by another node, or to be placed now.
+        let placed_here = m.is_node(&headers) && headers.contains_key(crate::cluster::PLACE_HEADER);
+        if !placed_here {
+            let target = crate::cluster::place(&m, req.node.as_deref()).await?;
+            if target.id != m.cfg.node_id {
+                let mut fwd = axum::http::Request::from_parts(parts, axum::body::Body::from(raw));
+                fwd.headers_mut().insert(
+                    crate::cluster::PLACE_HEADER,
+                    axum::http::HeaderValue::from_static("here"),
+                );
+                let owner = tribune_cluster::Owner {
+                    node: target.id,
+                    url: target.public_url,
+                };
+                return Ok(crate::cluster::forward::forward(&app, &m, &owner, fwd).await);
+            }
+        }
+        let chosen = id.clone().unwrap_or_else(|| crate::auth::random_id(10));
+        crate::app::valid_id(&chosen).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if !m.claim(&chosen).await? {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("a space with id {chosen:?} exists"),
+            ));
+        }
+        id = Some(chosen);
+    } else if let Some(node) = &req.node {
+        return Err(ApiError::bad_request(format!(
+            "node {node:?}: this node runs alone (no --redis), there is no node to choose"
+        )));
+    }
     let created = app
         .create_space(
-            req.id.as_deref(),
+            id.as_deref(),
             &title,
             &description,
             &host_name,
@@ -89,7 +134,28 @@ pub async fn create_space(
     responses((status = 200, description = "Every space", body = crate::openapi::SpaceList)),
 )]
 pub async fn list_spaces(State(app): State<AppState>) -> impl IntoResponse {
-    let list: Vec<_> = app.spaces.all().iter().map(|s| s.summary()).collect();
+    let mut list: Vec<serde_json::Value> = app
+        .spaces
+        .all()
+        .iter()
+        .filter_map(|s| serde_json::to_value(s.summary()).ok())
+        .collect();
+    // In a cluster, the others' spaces as their owners last wrote them (about a second ago);
+    // while Redis is away, this node's own.
+    if let Some(m) = &app.cluster
+        && let Ok(rows) = m.summaries().await
+    {
+        for (id, json) in rows {
+            if app.spaces.contains(&id) {
+                continue;
+            }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&json)
+                && v.get("id").is_some()
+            {
+                list.push(v);
+            }
+        }
+    }
     Json(json!({ "spaces": list }))
 }
 

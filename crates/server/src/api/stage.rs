@@ -85,10 +85,7 @@ pub async fn stage(
         _ => return Err(ApiError::not_found("stage action")),
     };
     if actor.sub.starts_with(ANON_PREFIX) {
-        space.note_addr(
-            &actor.sub,
-            client_ip(&app.cfg.trusted_proxies, addr, &headers),
-        );
+        space.note_addr(&actor.sub, crate::cluster::client_ip(&app, addr, &headers));
     }
     let wants_token = matches!(cmd, Command::StageToken);
     space.command(&actor, cmd).map_err(refused)?;

@@ -166,7 +166,7 @@ pub async fn join(
             }
         },
         None => {
-            if space.is_addr_banned(client_ip(&app.cfg.trusted_proxies, addr, &headers)) {
+            if space.is_addr_banned(crate::cluster::client_ip(&app, addr, &headers)) {
                 return Err(ApiError::forbidden("participant banned"));
             }
             // A new listener: the shield may ask for proof of work (renewals never do, so
@@ -188,7 +188,7 @@ pub async fn join(
         }
     };
     if sub.starts_with(ANON_PREFIX) {
-        space.note_addr(&sub, client_ip(&app.cfg.trusted_proxies, addr, &headers));
+        space.note_addr(&sub, crate::cluster::client_ip(&app, addr, &headers));
     }
     space.seen(&sub, &name);
     app.metrics.joins.fetch_add(1, Relaxed);

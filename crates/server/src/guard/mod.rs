@@ -302,7 +302,7 @@ pub async fn layer(State(app): State<AppState>, req: Request, next: Next) -> Res
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let client = tribune_net::client_addr::client_ip(&app.cfg.trusted_proxies, peer, req.headers());
+    let client = crate::cluster::client_ip(&app, peer, req.headers());
     let token = credential(&req);
     // Control is earned by a credential, not by a path: a control path without one is browsing.
     let class = class_of(&app, token, req.uri().path(), proposed);
