@@ -449,6 +449,35 @@ async fn any_node_serves_any_space() {
     }
     // One upstream per space per node, however many listeners n1 had.
     assert_eq!(metric(n1, "tribune_cluster_relays_opened_total").await, 1.0);
+    // Three listeners on n1 are three more listeners of the space, on its owner and in every
+    // listing (not the one connection n1's relay holds on n2).
+    let (_, v) = api("GET", &format!("{n2}/api/spaces/{id}"), None, None).await;
+    let before = v["listeners"].as_u64().expect("a count");
+    let crowd: Vec<_> = (0..3)
+        .map(|i| {
+            listen(
+                &format!("{n1}/spaces/{id}/live.opus"),
+                8,
+                &dir.join(format!("c{i}.wav")),
+            )
+        })
+        .collect();
+    let counted = async |n: &str| {
+        eventually(HANG, async || {
+            let (_, v) = api("GET", &format!("{n}/api/spaces/{id}"), None, None).await;
+            v["listeners"].as_u64() == Some(before + 3)
+        })
+        .await
+    };
+    assert!(
+        counted(n2).await,
+        "the owner counts the cluster's listeners"
+    );
+    assert!(counted(n3).await, "so does every node's answer");
+    for c in crowd {
+        assert_continuous(&report(c));
+    }
+    assert_eq!(metric(n1, "tribune_cluster_relays_opened_total").await, 1.0);
 
     // A reaction posted to n3 shows in the counts of the event stream held on n1.
     let (s, v) = api(
@@ -524,4 +553,129 @@ async fn any_node_serves_any_space() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 410, "ended, through any node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_redis_mid_space_takes_nothing_off_the_air() {
+    let mut redis = Redis::start(&temp_dir("cluster-loss-redis")).expect("redis-server");
+    let nodes = three_nodes(&redis.url(), "cluster-loss", &["--grace", "60"]);
+    let (n1, n2, n3) = (&nodes[0].base, &nodes[1].base, &nodes[2].base);
+    let dir = nodes[0].data_dir.clone();
+    assert!(
+        eventually(HANG, async || {
+            let (s, _, v) = cluster(n1).await;
+            s == 200 && v["nodes"].as_array().is_some_and(|n| n.len() == 3)
+        })
+        .await
+    );
+    let (s, v) = api(
+        "POST",
+        &format!("{n1}/api/spaces"),
+        Some(ADMIN_KEY),
+        Some(json!({"title": "outage", "node": "n2"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let host = v["host_token"].as_str().unwrap().to_owned();
+    let alice = mint(n3, &id, &host, "speaker", "Alice").await;
+    let speaker = speak(
+        &format!("{n3}/api/spaces/{id}/whip"),
+        &alice,
+        440,
+        36,
+        &dir.join("a.wav"),
+    );
+    wait_speakers(n2, 1).await;
+    // Listeners on the owner and on a relaying node, through the whole outage.
+    const SECS: u32 = 30;
+    let on_owner = listen(
+        &format!("{n2}/spaces/{id}/live.opus"),
+        SECS,
+        &dir.join("owner.wav"),
+    );
+    let on_relay = listen(
+        &format!("{n1}/spaces/{id}/live.opus"),
+        SECS,
+        &dir.join("relay.wav"),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    redis.kill();
+    let t_down = std::time::Instant::now();
+    // What needs Redis says to come back: placing a space, and a space no node here knows.
+    let refused = eventually(HANG, async || {
+        let r = reqwest::Client::new()
+            .post(format!("{n1}/api/spaces"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("POST /api/spaces");
+        r.status().as_u16() == 503 && r.headers().contains_key("retry-after")
+    })
+    .await;
+    assert!(refused, "placement needs Redis: 503 with Retry-After");
+    let r = reqwest::get(format!("{n3}/api/spaces/never-seen"))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503, "whose it is cannot be known now");
+    assert!(r.headers().contains_key("retry-after"));
+    // What this node already knows keeps working: the space through every node.
+    for n in [n1, n3] {
+        let (s, v) = api("GET", &format!("{n}/api/spaces/{id}"), None, None).await;
+        assert_eq!((s, v["state"].as_str()), (200, Some("live")), "{n}: {v}");
+    }
+    let left = Duration::from_secs(20).saturating_sub(t_down.elapsed());
+    tokio::time::sleep(left).await;
+    redis.restart().expect("redis-server again");
+
+    // Healed by itself: placement works again, and the empty Redis learns who runs what.
+    let placed = eventually(HANG, async || {
+        let (s, _) = api("POST", &format!("{n1}/api/spaces"), Some(ADMIN_KEY), None).await;
+        s == 201
+    })
+    .await;
+    assert!(placed, "placement after Redis came back");
+    let known = eventually(HANG, async || {
+        let (s, v) = api("GET", &format!("{n3}/api/spaces"), None, None).await;
+        s == 200
+            && v["spaces"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["id"] == id.as_str()))
+    })
+    .await;
+    assert!(known, "the owner wrote its space back");
+
+    // Nobody lost audio: the owner's listener and the relayed one, continuous all along.
+    for (what, l) in [("owner", on_owner), ("relay", on_relay)] {
+        let r = report(l);
+        assert_continuous(&r);
+        let samples = r["samples"].as_u64().unwrap_or(0);
+        assert!(
+            samples >= 48_000 * u64::from(SECS - 1),
+            "{what}: the whole time: {r}"
+        );
+    }
+    wait_ok(speaker, "the speaker, on air through the outage");
+    let (s, v) = api(
+        "POST",
+        &format!("{n3}/api/spaces/{id}/end"),
+        Some(&host),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let rec = reqwest::get(format!("{n1}/spaces/{id}/recording.opus"))
+        .await
+        .unwrap();
+    let path = dir.join("recording.opus");
+    std::fs::write(&path, rec.bytes().await.unwrap()).unwrap();
+    let (secs, clean, log) = ffmpeg_check(&path);
+    assert!(clean, "{log}");
+    assert!(secs >= 30.0, "the recording spans the outage: {secs} s");
+    assert!(tone_present(&ffmpeg_decode(&path), 440.0));
+    for n in [n1, n2, n3] {
+        let (s, _) = api("GET", &format!("{n}/healthz"), None, None).await;
+        assert_eq!(s, 200, "{n} never exited");
+    }
 }

@@ -19,6 +19,13 @@ use crate::directory::Error;
 
 const SPACES: &str = "tribune:spaces";
 
+/// Seconds a node's listener report lives unless renewed.
+const LISTENERS_TTL_S: i64 = 10;
+
+fn listeners_key(id: &str) -> String {
+    format!("tribune:listeners:{id}")
+}
+
 fn space_key(id: &str) -> String {
     format!("tribune:space:{id}")
 }
@@ -121,6 +128,62 @@ impl SpaceRecords {
             (Some(node), Some(url)) => Some(Owner { node, url }),
             _ => None,
         })
+    }
+
+    /// Reports the listeners `node` relays each space to (`(space, n)`), stamped `now_ms`.
+    /// Key `tribune:listeners:{id}`: a hash of node → `n:ms`, expiring unless renewed.
+    pub async fn report_listeners(
+        &self,
+        node: &str,
+        counts: &[(String, i64)],
+        now_ms: u64,
+    ) -> Result<(), Error> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for (id, n) in counts {
+            let key = listeners_key(id);
+            pipe.hset(&key, node, format!("{n}:{now_ms}"))
+                .ignore()
+                .expire(&key, LISTENERS_TTL_S)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// For each of `ids`, the sum of the other nodes' reports no older than `fresh_ms` at `now_ms`.
+    pub async fn remote_listeners(
+        &self,
+        ids: &[String],
+        me: &str,
+        now_ms: u64,
+        fresh_ms: u64,
+    ) -> Result<Vec<i64>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(listeners_key(id));
+        }
+        let rows: Vec<std::collections::HashMap<String, String>> = pipe.query_async(&mut c).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                row.iter()
+                    .filter(|(node, _)| node.as_str() != me)
+                    .filter_map(|(_, v)| {
+                        let (n, at) = v.split_once(':')?;
+                        let (n, at) = (n.parse::<i64>().ok()?, at.parse::<u64>().ok()?);
+                        (now_ms.saturating_sub(at) <= fresh_ms).then_some(n)
+                    })
+                    .sum()
+            })
+            .collect())
     }
 
     /// Every space's last summary (JSON), by id.

@@ -113,6 +113,10 @@ pub struct Space {
     pub presence: Mutex<Presence>,
     /// Anonymous pages counted from sampled beacons ([`tribune_room::viewers`]).
     pub viewers: Mutex<tribune_room::Viewers>,
+    /// In a cluster: live.opus listeners other nodes relay this space to, less the one relay
+    /// connection each of them holds here (counted among [`Space::live`]'s own), as the cluster
+    /// last reported them.
+    pub remote_listeners: std::sync::atomic::AtomicI64,
     /// The public snapshot last made ([`crate::public`]).
     pub public: Mutex<Option<Arc<crate::public::Public>>>,
     /// The recently active audience (whom a host can invite).

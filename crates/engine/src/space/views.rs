@@ -9,7 +9,8 @@ impl Space {
     /// as a participant and stops its anonymous beacon, so it may count twice for at most one
     /// beacon window (90 s).
     pub fn listener_count(&self) -> u64 {
-        let direct = self.live.listeners.load(Relaxed).max(0) as u64;
+        let direct =
+            (self.live.listeners.load(Relaxed) + self.remote_listeners.load(Relaxed)).max(0) as u64;
         let now = self.cfg.clock.now_ms();
         let joined = self.presence.lock().estimate(now);
         direct + joined + self.viewers.lock().estimate(now)

@@ -68,6 +68,12 @@ pub const CLIENT_HEADER: &str = "tribune-client";
 /// A forwarded create: place the space on the node that receives it.
 pub const PLACE_HEADER: &str = "tribune-place";
 
+/// A frame of a space for the Redis writer (`None`: the space's stream ended).
+type Outgoing = (Arc<str>, Option<Frame>);
+
+/// Frames of one space, as the log takes them: `(event id, SSE bytes)`.
+type Batch = Vec<(u64, Vec<u8>)>;
+
 /// The Redis side, once connected.
 #[derive(Clone)]
 struct Redis {
@@ -86,8 +92,8 @@ pub struct Member {
     /// Requests to other nodes (no redirects followed: a forwarded answer is the owner's).
     pub http: reqwest::Client,
     credential: String,
-    outbox: mpsc::Sender<(Arc<str>, Option<Frame>)>,
-    outbox_rx: Mutex<Option<mpsc::Receiver<(Arc<str>, Option<Frame>)>>>,
+    outbox: mpsc::Sender<Outgoing>,
+    outbox_rx: Mutex<Option<mpsc::Receiver<Outgoing>>>,
     pub metrics: Arc<tribune_metrics::Metrics>,
     pub relays: relay::Relays,
     pub hls: hls::Cache,
@@ -336,6 +342,9 @@ pub async fn run(app: AppState) {
                 all.push((s.id.clone(), json));
             }
         }
+        if n.is_multiple_of(2) {
+            listeners(&app, &m, &redis.spaces).await;
+        }
         if renew {
             // The node's record, and the whole records of its spaces (so a Redis that lost its
             // data learns them again).
@@ -363,12 +372,43 @@ pub async fn run(app: AppState) {
     }
 }
 
+/// Listener counts across the cluster, every other second: this node reports the listeners it
+/// relays each space to, and takes the others' reports for the spaces it owns (so a space's
+/// count, in its snapshot, listing and in-band metadata, is the whole cluster's). One write and
+/// one read per space per node every 2 s, whatever the audience.
+async fn listeners(app: &App, m: &Member, records: &SpaceRecords) {
+    let now = app.cfg.clock.now_ms();
+    let relayed = m.relays.counts();
+    if let Err(e) = records
+        .report_listeners(&m.cfg.node_id, &relayed, now)
+        .await
+    {
+        tracing::debug!(error = %e, "cluster: cannot report listeners");
+    }
+    let owned = app.spaces.all();
+    let ids: Vec<String> = owned.iter().map(|s| s.id.clone()).collect();
+    match records
+        .remote_listeners(&ids, &m.cfg.node_id, now, LISTENERS_FRESH_MS)
+        .await
+    {
+        Ok(counts) => {
+            for (s, n) in owned.iter().zip(counts) {
+                s.remote_listeners.store(n, Relaxed);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "cluster: cannot read listener reports"),
+    }
+}
+
+/// A listener report older than this is not counted (nodes report every 2 s).
+const LISTENERS_FRESH_MS: u64 = 6_000;
+
 /// Writes the owner's event frames to their spaces' logs, in batches, in order; a frame of
 /// `None` marks a space's stream as ended.
 async fn publish(log: EventLog, mut rx: mpsc::Receiver<(Arc<str>, Option<Frame>)>, m: Arc<Member>) {
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, 512).await > 0 {
-        let mut by_space: Vec<(Arc<str>, Vec<(u64, Vec<u8>)>)> = Vec::new();
+        let mut by_space: Vec<(Arc<str>, Batch)> = Vec::new();
         for (space, f) in batch.drain(..) {
             let entry = f.map_or((0, Vec::new()), |f| (f.id, f.bytes.to_vec()));
             match by_space.iter_mut().find(|(s, _)| *s == space) {

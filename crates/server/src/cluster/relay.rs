@@ -55,6 +55,19 @@ pub struct Relays {
 }
 
 impl Relays {
+    /// For each space relayed here now: its listeners on this node less the one connection the
+    /// relay holds on the owner (which the owner counts as a listener of its own).
+    pub fn counts(&self) -> Vec<(String, i64)> {
+        self.map
+            .lock()
+            .iter()
+            .filter_map(|(id, s)| {
+                let r = s.get()?;
+                (!r.stream.is_closed()).then(|| (id.clone(), r.stream.listeners.load(Relaxed) - 1))
+            })
+            .collect()
+    }
+
     /// Relays running now.
     pub fn running(&self) -> usize {
         self.map
