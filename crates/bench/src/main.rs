@@ -20,6 +20,7 @@
 //! started by themselves: every phase is bounded in time, and every child is killed on drop.
 #![forbid(unsafe_code)]
 
+mod cluster_events;
 mod edge_latency;
 mod events;
 mod fanout;
@@ -72,6 +73,8 @@ enum Command {
     Pow(pow::Args),
     /// Latency an nginx and a Varnish edge add to LL-HLS parts and blocking reloads.
     EdgeLatency(edge_latency::Args),
+    /// Cross-node event delivery in a cluster: owner → subscriber on another node, p50/p99.
+    ClusterEvents(cluster_events::Args),
     /// Origin and edge cost of simulated web-page listeners behind one Varnish edge.
     PageListeners(page_listeners::Args),
 }
@@ -99,6 +102,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::HlsPackage(args) => hls_package::run(args),
         Command::HlsServe(args) => runtime(args.client_threads)?.block_on(hls_serve::run(args)),
         Command::Glass(args) => runtime(2)?.block_on(glass::run(args)),
+        Command::ClusterEvents(args) => runtime(2)?.block_on(cluster_events::run(args)),
         Command::EdgeLatency(args) => runtime(2)?.block_on(edge_latency::run(args)),
         Command::UdpJunk(args) => runtime(1)?.block_on(udp_junk::run(args)),
         Command::PageListeners(args) => {

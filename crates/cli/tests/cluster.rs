@@ -679,3 +679,90 @@ async fn losing_redis_mid_space_takes_nothing_off_the_air() {
         assert_eq!(s, 200, "{n} never exited");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_following_on_another_node_is_present() {
+    let redis = Redis::start(&temp_dir("cluster-host-redis")).expect("redis-server");
+    let nodes = three_nodes(
+        &redis.url(),
+        "cluster-host",
+        &["--grace", "60", "--host-absence", "2"],
+    );
+    let (n1, n2, n3) = (&nodes[0].base, &nodes[1].base, &nodes[2].base);
+    let dir = nodes[0].data_dir.clone();
+    assert!(
+        eventually(HANG, async || {
+            let (s, _, v) = cluster(n1).await;
+            s == 200 && v["nodes"].as_array().is_some_and(|n| n.len() == 3)
+        })
+        .await
+    );
+    let (s, v) = api(
+        "POST",
+        &format!("{n1}/api/spaces"),
+        Some(ADMIN_KEY),
+        Some(json!({"title": "present", "node": "n2"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let host = v["host_token"].as_str().unwrap().to_owned();
+    let alice = mint(n1, &id, &host, "speaker", "Alice").await;
+    let mut a = speak(
+        &format!("{n1}/api/spaces/{id}/whip"),
+        &alice,
+        440,
+        60,
+        &dir.join("a.wav"),
+    );
+    wait_speakers(n2, 1).await;
+    let (_, space) = api("GET", &format!("{n2}/api/spaces/{id}"), None, None).await;
+    let alice_sub = space["speakers"][0]["sub"]
+        .as_str()
+        .expect("Alice on stage")
+        .to_owned();
+    let (s, v) = api(
+        "POST",
+        &format!("{n3}/api/spaces/{id}/stage/cohost"),
+        Some(&host),
+        Some(json!({"sub": alice_sub})),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    // The host follows on n3 only (no session, no command): the owner must know it is there.
+    let follow = {
+        let url = format!("{n3}/api/spaces/{id}/events");
+        let host = host.clone();
+        tokio::spawn(async move { sse(&url, &host, None, Duration::from_secs(8), |_| false).await })
+    };
+    // Past the host-absence time (2 s) and a report round (2 s): a host without a stream would
+    // be absent by now.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (s, v) = api(
+        "POST",
+        &format!("{n1}/api/spaces/{id}/stage/takeover"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(
+        s, 409,
+        "no takeover while the host follows on another node: {v}"
+    );
+    let frames = follow.await.unwrap();
+    assert_eq!(frames.first().map(|f| f.1.as_str()), Some("snapshot"));
+    // The host's stream closed: gone after the absence time, and the co-host may take over.
+    let took = eventually(HANG, async || {
+        api(
+            "POST",
+            &format!("{n1}/api/spaces/{id}/stage/takeover"),
+            Some(&alice),
+            None,
+        )
+        .await
+        .0 == 204
+    })
+    .await;
+    assert!(took, "the co-host takes over once the host is gone");
+    let _ = (a.kill(), a.wait());
+}

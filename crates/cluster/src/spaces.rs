@@ -186,6 +186,67 @@ impl SpaceRecords {
             .collect())
     }
 
+    /// Reports the participants holding each space's event stream on `node` (`(space, subs)`),
+    /// stamped `now_ms`. Key `tribune:streams:{id}`: a hash of node → `ms:sub,sub,…`.
+    pub async fn report_streams(
+        &self,
+        node: &str,
+        subs: &[(String, Vec<String>)],
+        now_ms: u64,
+    ) -> Result<(), Error> {
+        if subs.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for (id, list) in subs {
+            let key = format!("tribune:streams:{id}");
+            pipe.hset(&key, node, format!("{now_ms}:{}", list.join(",")))
+                .ignore()
+                .expire(&key, LISTENERS_TTL_S)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// For each of `ids`, the participants other nodes reported (no older than `fresh_ms`).
+    pub async fn remote_streams(
+        &self,
+        ids: &[String],
+        me: &str,
+        now_ms: u64,
+        fresh_ms: u64,
+    ) -> Result<Vec<Vec<String>>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(format!("tribune:streams:{id}"));
+        }
+        let rows: Vec<std::collections::HashMap<String, String>> = pipe.query_async(&mut c).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let mut subs: Vec<String> = row
+                    .iter()
+                    .filter(|(node, _)| node.as_str() != me)
+                    .filter_map(|(_, v)| {
+                        let (at, list) = v.split_once(':')?;
+                        let fresh = now_ms.saturating_sub(at.parse::<u64>().ok()?) <= fresh_ms;
+                        fresh.then_some(list)
+                    })
+                    .flat_map(|list| list.split(',').filter(|s| !s.is_empty()).map(str::to_owned))
+                    .collect();
+                subs.sort();
+                subs.dedup();
+                subs
+            })
+            .collect())
+    }
+
     /// Every space's last summary (JSON), by id.
     pub async fn summaries(&self) -> Result<Vec<(String, String)>, Error> {
         let mut c = self.conn.clone();

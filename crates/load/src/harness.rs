@@ -106,8 +106,16 @@ impl Server {
         ));
         std::fs::create_dir_all(&data_dir).context("creating the data dir")?;
         let log = std::fs::File::create(data_dir.join("server.log")).context("server log")?;
+        // `extra` may name the HTTP address itself (a cluster node told its public URL first).
+        let listen: &[&str] = if extra.iter().any(|a| a == "--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+            .arg("serve")
+            .args(listen)
+            .args(["--udp", "127.0.0.1:0"])
             .args(["--admin-key", key, "--log", "warn"])
             .arg("--data-dir")
             .arg(&data_dir)

@@ -96,7 +96,7 @@ pub async fn ticket(
 }
 
 /// Who opens the stream: a ticket in the query, or a credential in the header.
-fn stream_caller(
+pub(crate) fn stream_caller(
     app: &AppState,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
@@ -161,6 +161,9 @@ pub async fn events(
     // the space has ended). Another node of the cluster asks this way for each subscriber it
     // serves from this space's log; a client may too (a poll instead of a stream).
     if q.get("once").is_some_and(|v| v == "1") {
+        if let Caller::Participant(c) = &caller {
+            space.seen(&c.sub, &c.name);
+        }
         let at = space.events.last_id();
         let snap = frame(at.unwrap_or(0), "snapshot", &space.snapshot().to_string());
         let mut resp = sse_response(Body::from(snap));

@@ -197,6 +197,7 @@ impl Space {
             reactions: Default::default(),
             viewers: Mutex::new(Default::default()),
             remote_listeners: Default::default(),
+            remote_streams: Default::default(),
             public: Mutex::new(None),
             presence: Mutex::new(Presence::new(cfg.presence_window.as_millis() as u64)),
             audience: Mutex::new(tribune_room::Audience::new(AUDIENCE_REMEMBERED)),

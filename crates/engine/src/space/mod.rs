@@ -83,7 +83,7 @@ struct Inner {
 /// | `inner` | the media side: WHIP sessions, mutes, the mixer handle, anonymous addresses, open event streams |
 /// | `prepared` | the resume point scanned for the next `start_recording` |
 /// | `threads` | the space's thread handles, joined at shutdown |
-/// | `presence`, `viewers`, `audience`, `turned_away`, `timeline`, `public` | each its own counter or cache |
+/// | `presence`, `viewers`, `audience`, `turned_away`, `timeline`, `public`, `remote_streams` | each its own counter or cache |
 ///
 /// Order: `going_live` → `room` → `inner` → (`prepared` | `threads`); `room` → `audience`;
 /// `public` → `room`, `presence`, `viewers` (the snapshot is made under `public`, so one request
@@ -117,6 +117,9 @@ pub struct Space {
     /// connection each of them holds here (counted among [`Space::live`]'s own), as the cluster
     /// last reported them.
     pub remote_listeners: std::sync::atomic::AtomicI64,
+    /// In a cluster: participants holding this space's event stream on other nodes, as the
+    /// cluster last reported them (so a host following on another node is present here).
+    pub remote_streams: Mutex<Vec<String>>,
     /// The public snapshot last made ([`crate::public`]).
     pub public: Mutex<Option<Arc<crate::public::Public>>>,
     /// The recently active audience (whom a host can invite).

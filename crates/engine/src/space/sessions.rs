@@ -131,13 +131,17 @@ impl Space {
         }
     }
 
-    /// Whether the host is here: a WHIP session or an open event stream.
+    /// Whether the host is here: a WHIP session or an open event stream (on this node, or on
+    /// another node of the cluster).
     pub fn host_present(&self) -> bool {
         let Some(host) = self.room.lock().host().map(str::to_owned) else {
             return false;
         };
-        let inner = self.inner.lock();
-        inner.sessions.iter().any(|s| s.sub == host) || inner.streams.contains_key(&host)
+        let here = {
+            let inner = self.inner.lock();
+            inner.sessions.iter().any(|s| s.sub == host) || inner.streams.contains_key(&host)
+        };
+        here || self.remote_streams.lock().contains(&host)
     }
 
     /// Whether `sub` has a WHIP session now.

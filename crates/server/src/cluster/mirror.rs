@@ -29,7 +29,7 @@ use tribune_cluster::{Owner, Reader};
 use tribune_engine::events::{EventHub, Frame, RING};
 
 use super::{Member, unavailable};
-use crate::app::App;
+use crate::app::AppState;
 
 /// A mirror with no subscriber this long stops reading the log.
 pub const IDLE: Duration = Duration::from_secs(30);
@@ -40,18 +40,49 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 /// How long one blocking read of the log waits.
 const BLOCK_MS: usize = 1000;
 
-/// The mirrors of this node, by space.
+/// The mirrors of this node, by space, and who holds their streams.
 #[derive(Default)]
 pub struct Mirrors {
     map: Mutex<HashMap<String, Arc<EventHub>>>,
+    /// Open streams per space and participant (reported to the owner: a host is present).
+    holders: Arc<Mutex<HashMap<String, HashMap<String, u32>>>>,
 }
 
-/// Counts a remote subscriber in `/metrics` while it is connected.
-struct Counted(Arc<tribune_metrics::Metrics>);
+impl Mirrors {
+    /// The participants holding each space's stream here now.
+    pub fn streams(&self) -> Vec<(String, Vec<String>)> {
+        self.holders
+            .lock()
+            .iter()
+            .map(|(space, subs)| (space.clone(), subs.keys().cloned().collect()))
+            .collect()
+    }
+}
+
+/// Counts a remote subscriber in `/metrics` and among the space's holders while it is connected.
+struct Counted {
+    metrics: Arc<tribune_metrics::Metrics>,
+    holder: Option<(String, String)>,
+    holders: Arc<Mutex<HashMap<String, HashMap<String, u32>>>>,
+}
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.0.events_subscribers.fetch_sub(1, Relaxed);
+        self.metrics.events_subscribers.fetch_sub(1, Relaxed);
+        if let Some((space, sub)) = &self.holder {
+            let mut h = self.holders.lock();
+            if let Some(subs) = h.get_mut(space) {
+                if let Some(n) = subs.get_mut(sub) {
+                    *n -= 1;
+                    if *n == 0 {
+                        subs.remove(sub);
+                    }
+                }
+                if subs.is_empty() {
+                    h.remove(space);
+                }
+            }
+        }
     }
 }
 
@@ -149,7 +180,13 @@ async fn read(m: Arc<Member>, id: String, mut after: String, hub: Arc<EventHub>)
 }
 
 /// `GET /api/spaces/{id}/events` of a space owned elsewhere.
-pub async fn events(app: &App, m: &Arc<Member>, owner: &Owner, id: &str, req: Request) -> Response {
+pub async fn events(
+    app: &AppState,
+    m: &Arc<Member>,
+    owner: &Owner,
+    id: &str,
+    req: Request,
+) -> Response {
     let client = super::forward::client_of(app, &req);
     let last_id = req
         .headers()
@@ -218,7 +255,29 @@ pub async fn events(app: &App, m: &Arc<Member>, owner: &Owner, id: &str, req: Re
         return crate::events_http::sse_response(Body::from(snapshot));
     };
     app.metrics.events_subscribers.fetch_add(1, Relaxed);
-    let counted = Counted(app.metrics.clone());
+    // Who it is (the owner has checked the credential; it is good here too: the secret is shared).
+    let holder = match crate::events_http::stream_caller(
+        app,
+        &query_map(req.uri().query()),
+        req.headers(),
+    ) {
+        Ok(crate::api::Caller::Participant(c)) => Some((id.to_owned(), c.sub)),
+        _ => None,
+    };
+    if let Some((space, sub)) = &holder {
+        *m.mirrors
+            .holders
+            .lock()
+            .entry(space.clone())
+            .or_default()
+            .entry(sub.clone())
+            .or_default() += 1;
+    }
+    let counted = Counted {
+        metrics: app.metrics.clone(),
+        holder,
+        holders: m.mirrors.holders.clone(),
+    };
     let (first, at): (Vec<Bytes>, u64) = if start.needs_snapshot {
         (vec![snapshot], at.max(start.at_id))
     } else {
@@ -237,7 +296,7 @@ pub async fn events(app: &App, m: &Arc<Member>, owner: &Owner, id: &str, req: Re
                 Ok(f) if f.id != 0 && f.id <= at => continue,
                 Ok(f) => return Some((Ok(f.bytes), (first, rx, counted, at))),
                 Err(RecvError::Lagged(_)) => {
-                    counted.0.events_dropped_slow.fetch_add(1, Relaxed);
+                    counted.metrics.events_dropped_slow.fetch_add(1, Relaxed);
                     return None;
                 }
                 Err(RecvError::Closed) => return None,
@@ -245,6 +304,14 @@ pub async fn events(app: &App, m: &Arc<Member>, owner: &Owner, id: &str, req: Re
         }
     });
     crate::events_http::sse_response(Body::from_stream(body))
+}
+
+fn query_map(q: Option<&str>) -> HashMap<String, String> {
+    q.unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// Drops the mirror of `id` if it is `hub` (a stopped reader's).

@@ -372,23 +372,24 @@ pub async fn run(app: AppState) {
     }
 }
 
-/// Listener counts across the cluster, every other second: this node reports the listeners it
-/// relays each space to, and takes the others' reports for the spaces it owns (so a space's
-/// count, in its snapshot, listing and in-band metadata, is the whole cluster's). One write and
-/// one read per space per node every 2 s, whatever the audience.
+/// Listener counts and event-stream holders across the cluster, every other second: this node
+/// reports the listeners it relays each space to and the participants holding a space's event
+/// stream here, and takes the others' reports for the spaces it owns (so a space's count, in its
+/// snapshot, listing and in-band metadata, is the whole cluster's, and a host following on
+/// another node is present). Two writes and two reads per space per node every 2 s, whatever
+/// the audience.
 async fn listeners(app: &App, m: &Member, records: &SpaceRecords) {
-    let now = app.cfg.clock.now_ms();
-    let relayed = m.relays.counts();
-    if let Err(e) = records
-        .report_listeners(&m.cfg.node_id, &relayed, now)
-        .await
-    {
+    let (me, now) = (&m.cfg.node_id, app.cfg.clock.now_ms());
+    if let Err(e) = records.report_listeners(me, &m.relays.counts(), now).await {
         tracing::debug!(error = %e, "cluster: cannot report listeners");
+    }
+    if let Err(e) = records.report_streams(me, &m.mirrors.streams(), now).await {
+        tracing::debug!(error = %e, "cluster: cannot report event streams");
     }
     let owned = app.spaces.all();
     let ids: Vec<String> = owned.iter().map(|s| s.id.clone()).collect();
     match records
-        .remote_listeners(&ids, &m.cfg.node_id, now, LISTENERS_FRESH_MS)
+        .remote_listeners(&ids, me, now, LISTENERS_FRESH_MS)
         .await
     {
         Ok(counts) => {
@@ -398,6 +399,17 @@ async fn listeners(app: &App, m: &Member, records: &SpaceRecords) {
         }
         Err(e) => tracing::debug!(error = %e, "cluster: cannot read listener reports"),
     }
+    match records
+        .remote_streams(&ids, me, now, LISTENERS_FRESH_MS)
+        .await
+    {
+        Ok(subs) => {
+            for (s, list) in owned.iter().zip(subs) {
+                *s.remote_streams.lock() = list;
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "cluster: cannot read event-stream reports"),
+    }
 }
 
 /// A listener report older than this is not counted (nodes report every 2 s).
@@ -405,7 +417,7 @@ const LISTENERS_FRESH_MS: u64 = 6_000;
 
 /// Writes the owner's event frames to their spaces' logs, in batches, in order; a frame of
 /// `None` marks a space's stream as ended.
-async fn publish(log: EventLog, mut rx: mpsc::Receiver<(Arc<str>, Option<Frame>)>, m: Arc<Member>) {
+async fn publish(log: EventLog, mut rx: mpsc::Receiver<Outgoing>, m: Arc<Member>) {
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, 512).await > 0 {
         let mut by_space: Vec<(Arc<str>, Batch)> = Vec::new();
