@@ -24,3 +24,6 @@ TRIBUNE_BIN=$PWD/target/debug/tribune tests/browser/run_webapp.sh
 # The listener page through real nginx and Varnish edges: no join, event stream or presence
 # reaches the origin until the listener raises a hand (private network namespace).
 TRIBUNE_BIN=$PWD/target/debug/tribune tests/browser/run_edge_page.sh
+# The web app across a cluster: three nodes on one Redis; the host's page on n1, the guest's on
+# n2, the space on n3, a listener through an nginx edge over all three (private namespace).
+TRIBUNE_BIN=$PWD/target/debug/tribune tests/browser/run_cluster_page.sh

@@ -36,8 +36,12 @@ export async function until(what, f, ms = 30000) {
 }
 
 
-/** nginx with deploy/nginx/edge.conf in front of `origin` (host:port), under `tmp`. */
+/**
+ * nginx with deploy/nginx/edge.conf in front of `origin` (host:port, or an array of them: the
+ * upstream's servers, e.g. every node of a cluster), under `tmp`.
+ */
 export async function startNginxEdge(tmp, origin) {
+  const origins = Array.isArray(origin) ? origin : [origin];
   if (!existsSync(NGINX_BIN)) throw new Error(`no nginx at ${NGINX_BIN} (scripts/packages.sh test)`);
   const port = await freePort();
   const prefix = path.join(tmp, 'nginx');
@@ -45,7 +49,8 @@ export async function startNginxEdge(tmp, origin) {
   const conf = readFileSync(path.join(repoRoot, 'deploy/nginx/edge.conf'), 'utf8')
     .replaceAll('@USER@', process.getuid?.() === 0 ? 'root' : os.userInfo().username)
     .replaceAll('@PORT@', `127.0.0.1:${port}`)
-    .replaceAll('@ORIGIN@', origin)
+    .replace('server @ORIGIN@ max_fails=0;', origins.map((o) => `server ${o} max_fails=0;`).join('\n        '))
+    .replaceAll('@ORIGIN@', origins[0])
     .replaceAll('@CACHE@', path.join(prefix, 'cache'))
     .replaceAll('@PREFIX@', prefix);
   const confPath = path.join(prefix, 'edge.conf');
@@ -61,7 +66,13 @@ export async function startNginxEdge(tmp, origin) {
       .filter((l) => / up=\d/.test(l))
       .map((l) => (l.match(/"(\S+) (\S+)"/) || []).slice(1).join(' '));
   };
-  return { name: 'nginx', base, originRequests };
+  // The upstream addresses origin requests went to (several with several origins).
+  const upstreamsUsed = () => {
+    const file = path.join(prefix, 'access.log');
+    if (!existsSync(file)) return [];
+    return [...new Set([...readFileSync(file, 'utf8').matchAll(/ up=(\S+)/g)].map((m) => m[1]))];
+  };
+  return { name: 'nginx', base, originRequests, upstreamsUsed };
 }
 
 /** Varnish with deploy/varnish/edge.vcl in front of 127.0.0.1:`originPort`, under `tmp`. */

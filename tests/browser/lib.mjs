@@ -146,11 +146,11 @@ export function startChild(name, args, { bin = TRIBUNE_BIN } = {}) {
  * operator key `adminKey`; `extraArgs` are appended. Resolves to `{ base, srv, dataDir }` once
  * the first stdout line, "tribune listening on http://ADDR (media on udp ADDR)", arrived.
  */
-export async function startServer({ adminKey = 'browser-test-operator-key', prefix = 'tribune-browser-', extraArgs = [] } = {}) {
+export async function startServer({ adminKey = 'browser-test-operator-key', prefix = 'tribune-browser-', extraArgs = [], listen = '127.0.0.1:0', name = 'serve' } = {}) {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), prefix));
   onCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
-  const srv = startChild('serve', [
-    'serve', '--listen', '127.0.0.1:0', '--udp', '127.0.0.1:0',
+  const srv = startChild(name, [
+    'serve', '--listen', listen, '--udp', '127.0.0.1:0',
     '--admin-key', adminKey, '--data-dir', dataDir, '--log', 'info', ...extraArgs,
   ]);
   // With --tls-listen a second line names the HTTPS address.

@@ -75,7 +75,7 @@ pub async fn create_space(
         // Placed here by another node, or to be placed now.
         let placed_here = m.is_node(&headers) && headers.contains_key(crate::cluster::PLACE_HEADER);
         if !placed_here {
-            let target = crate::cluster::place(&m, req.node.as_deref()).await?;
+            let target = crate::cluster::place(&app, &m, req.node.as_deref()).await?;
             if target.id != m.cfg.node_id {
                 let mut fwd = axum::http::Request::from_parts(parts, axum::body::Body::from(raw));
                 fwd.headers_mut().insert(

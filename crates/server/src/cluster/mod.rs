@@ -87,8 +87,8 @@ pub struct Member {
     pub cfg: Cluster,
     redis: OnceCell<Redis>,
     owners: Mutex<HashMap<String, (Owner, Instant)>>,
-    /// Spaces this node placed lately, by node (the directory trails by up to a renewal).
-    placed: Mutex<Vec<(String, Instant)>>,
+    /// Spaces this node placed lately: node and Unix ms (the directory trails by a renewal).
+    placed: Mutex<Vec<(String, u64)>>,
     /// Requests to other nodes (no redirects followed: a forwarded answer is the owner's).
     pub http: reqwest::Client,
     credential: String,
@@ -252,32 +252,42 @@ const SPACE_WEIGHT: u64 = 100;
 
 /// The node a new space goes to: `pin` if given (it must be live), else the least loaded
 /// (listeners and subscribers, plus [`SPACE_WEIGHT`] per space it runs, plus the spaces this
-/// node placed on it since the directory last heard from it; ties by id).
-pub async fn place(m: &Member, pin: Option<&str>) -> ApiResult<NodeInfo> {
-    let nodes = m.nodes().await?;
-    if let Some(p) = pin {
-        return nodes.into_iter().find(|n| n.id == p).ok_or_else(|| {
+/// node placed on it since its directory record was written; ties by id). This node's own
+/// figures are taken as they are now.
+pub async fn place(app: &App, m: &Member, pin: Option<&str>) -> ApiResult<NodeInfo> {
+    let mut nodes = m.nodes().await?;
+    // This node as it is now, not as its last renewal said.
+    let me = info(app, m);
+    match nodes.iter_mut().find(|n| n.id == me.id) {
+        Some(n) => *n = me,
+        None => nodes.push(me),
+    }
+    let now = app.cfg.clock.now_ms();
+    let mut recent = m.placed.lock();
+    recent.retain(|(_, at)| now.saturating_sub(*at) < NODE_TTL.as_millis() as u64);
+    let chosen = match pin {
+        Some(p) => nodes.into_iter().find(|n| n.id == p).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "node {p:?} is not a live node of this cluster (GET /api/cluster lists them)"
             ))
-        });
-    }
-    let chosen = {
-        let mut recent = m.placed.lock();
-        recent.retain(|(_, at)| at.elapsed() < NODE_TTL / 3);
-        let weight = |n: &NodeInfo| {
-            let placed = recent.iter().filter(|(id, _)| *id == n.id).count() as u64;
-            n.load + SPACE_WEIGHT * (n.spaces.len() as u64 + placed)
-        };
-        let chosen = nodes
-            .into_iter()
-            .min_by(|a, b| weight(a).cmp(&weight(b)).then_with(|| a.id.cmp(&b.id)));
-        if let Some(n) = &chosen {
-            recent.push((n.id.clone(), Instant::now()));
+        })?,
+        None => {
+            // Spaces placed on a node after its record was written are not in it yet.
+            let weight = |n: &NodeInfo| {
+                let placed = recent
+                    .iter()
+                    .filter(|(id, at)| *id == n.id && *at >= n.at_ms)
+                    .count() as u64;
+                n.load + SPACE_WEIGHT * (n.spaces.len() as u64 + placed)
+            };
+            nodes
+                .into_iter()
+                .min_by(|a, b| weight(a).cmp(&weight(b)).then_with(|| a.id.cmp(&b.id)))
+                .ok_or_else(|| unavailable("no live node in the cluster's directory yet"))?
         }
-        chosen
     };
-    chosen.ok_or_else(|| unavailable("no live node in the cluster's directory yet"))
+    recent.push((chosen.id.clone(), now));
+    Ok(chosen)
 }
 
 /// What this node says of itself now.
