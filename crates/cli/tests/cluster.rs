@@ -52,6 +52,26 @@ fn all_three(v: &Value, nodes: &[ServerProc], owner: usize, space: &str) -> bool
             .is_some_and(|s| s.iter().any(|x| x == space))
 }
 
+/// `redis-cli` at `port`: the reply to `args`, as text.
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli (Debian's redis-tools, with redis-server)");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The shared copy of space `id`'s record in Redis, and its timeline's length.
+fn shared_state(port: u16, id: &str) -> (Value, usize) {
+    let record = serde_json::from_str(&redis_cli(port, &["GET", &format!("tribune:state:{id}")]))
+        .unwrap_or(Value::Null);
+    let rows = redis_cli(port, &["LLEN", &format!("tribune:timeline:{id}")])
+        .parse()
+        .unwrap_or(0);
+    (record, rows)
+}
+
 /// A port free now on loopback (the node is told its public URL before it starts).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -553,6 +573,20 @@ async fn any_node_serves_any_space() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 410, "ended, through any node");
+    // The owner's durable state, shared in Redis: the record as its SQLite holds it, the
+    // timeline of who spoke.
+    let shared = eventually(HANG, async || {
+        let (record, rows) = shared_state(redis.port, &id);
+        record["state"] == "ended" && record["ended_at"].is_u64() && rows >= 2
+    })
+    .await;
+    assert!(
+        shared,
+        "the shared state: {:?}",
+        shared_state(redis.port, &id)
+    );
+    let (record, _) = shared_state(redis.port, &id);
+    assert_eq!(record["title"], "everywhere");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -665,6 +699,17 @@ async fn losing_redis_mid_space_takes_nothing_off_the_air() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
+    // The restarted Redis was empty: the owner's next writes copied its state whole again.
+    let shared = eventually(HANG, async || {
+        let (record, rows) = shared_state(redis.port, &id);
+        record["state"] == "ended" && rows >= 1
+    })
+    .await;
+    assert!(
+        shared,
+        "the shared state again: {:?}",
+        shared_state(redis.port, &id)
+    );
     let rec = reqwest::get(format!("{n1}/spaces/{id}/recording.opus"))
         .await
         .unwrap();

@@ -5,13 +5,17 @@
 //!   itself within one TTL; any node lists the live ones.
 //! - [`spaces`]: which node owns each space (claimed once, at creation) and the summary every
 //!   node lists for it.
+//! - [`state`]: the spaces' durable state (records, timelines), the shared copy each owner's
+//!   SQLite writes through to.
 //! - [`events`]: each space's event frames, appended once by its owner to a capped Redis stream
 //!   that is both the bus other nodes read and the history `Last-Event-ID` resumes from.
 
 pub mod directory;
 pub mod events;
 pub mod spaces;
+pub mod state;
 
 pub use directory::{Directory, NodeInfo};
 pub use events::{EventLog, Logged, Reader};
 pub use spaces::{Owner, SpaceRecords};
+pub use state::RedisState;

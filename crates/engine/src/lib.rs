@@ -16,6 +16,7 @@
 pub mod batch;
 pub mod clock;
 pub mod config;
+pub mod durable;
 pub mod events;
 pub mod fanout;
 pub mod gzip;

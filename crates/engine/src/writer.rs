@@ -10,10 +10,11 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crossbeam_channel::{Sender, unbounded};
 
-use crate::store::{Store, StoreError};
+use crate::durable::Durable;
+use crate::store::StoreError;
 use tribune_metrics::Metrics;
 
-type Job = Box<dyn FnOnce(&Store) -> Result<(), StoreError> + Send>;
+type Job = Box<dyn FnOnce(&dyn Durable) -> Result<(), StoreError> + Send>;
 
 enum Msg {
     Job(Job),
@@ -28,7 +29,7 @@ pub struct StoreWriter {
 
 impl StoreWriter {
     /// Start the writer thread for `store`.
-    pub fn start(store: Arc<Store>, metrics: Arc<Metrics>) -> std::io::Result<StoreWriter> {
+    pub fn start(store: Arc<dyn Durable>, metrics: Arc<Metrics>) -> std::io::Result<StoreWriter> {
         let (tx, rx) = unbounded::<Msg>();
         std::thread::Builder::new()
             .name("store".into())
@@ -36,7 +37,7 @@ impl StoreWriter {
                 for msg in rx.iter() {
                     match msg {
                         Msg::Job(job) => {
-                            if let Err(e) = job(&store) {
+                            if let Err(e) = job(store.as_ref()) {
                                 metrics.store_errors.fetch_add(1, Relaxed);
                                 tracing::error!(error = %e, "store write failed");
                             }
@@ -51,7 +52,7 @@ impl StoreWriter {
     }
 
     /// Queue a job.
-    pub fn run(&self, job: impl FnOnce(&Store) -> Result<(), StoreError> + Send + 'static) {
+    pub fn run(&self, job: impl FnOnce(&dyn Durable) -> Result<(), StoreError> + Send + 'static) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(Msg::Job(Box::new(job)));
         }

@@ -32,6 +32,7 @@ pub struct Metrics {
     pub recording_errors: AtomicU64,
     pub recording_bytes: AtomicU64,
     pub store_errors: AtomicU64,
+    pub store_replica_errors: AtomicU64,
     pub events_subscribers: AtomicI64,
     pub events_dropped_slow: AtomicU64,
     pub cluster_forward_errors: AtomicU64,
@@ -233,6 +234,12 @@ impl Metrics {
             "counter",
             "Failed writes to the SQLite store.",
             c(&self.store_errors),
+        );
+        put(
+            "store_replica_errors_total",
+            "counter",
+            "Writes of the shared durable state (Redis, in a cluster) lost; the whole state is copied again once it answers.",
+            c(&self.store_replica_errors),
         );
         put(
             "events_subscribers",

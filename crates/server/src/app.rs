@@ -37,7 +37,7 @@ pub struct App {
     /// ICE host candidates with their real ports.
     pub candidates: Vec<SocketAddr>,
     /// Durable state (read directly; written through [`App::writer`]).
-    pub store: Arc<Store>,
+    pub store: Arc<dyn tribune_engine::durable::Durable>,
     pub writer: StoreWriter,
     /// Reactions per participant: 5 per second, bursts of 10.
     pub reaction_limiter: DefaultKeyedRateLimiter<String>,
@@ -374,8 +374,20 @@ impl Server {
         let control = cfg.limits.control_listen.map(listen).transpose()?;
         let control_addr = control.as_ref().map(|l| l.local_addr()).transpose()?;
         std::fs::create_dir_all(&cfg.data_dir)?;
-        let store =
+        let sqlite =
             Arc::new(Store::open(&cfg.data_dir.join(DB_FILE)).map_err(std::io::Error::other)?);
+        // In a cluster the durable state is written through to Redis too (the shared copy).
+        let store: Arc<dyn tribune_engine::durable::Durable> = match &cfg.cluster {
+            Some(c) => Arc::new(tribune_engine::durable::Replicated::new(
+                sqlite,
+                Box::new(
+                    tribune_cluster::RedisState::new(&c.redis)
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+                ),
+                metrics.clone(),
+            )),
+            None => sqlite,
+        };
         let writer = StoreWriter::start(store.clone(), metrics.clone())?;
         let quota = Quota::per_second(REACTIONS_PER_SECOND).allow_burst(REACTION_BURST);
         let guard = crate::guard::Guard::new(&cfg.limits, &cfg.trusted_proxies);

@@ -57,10 +57,36 @@ pub struct PlanArgs {
     /// Share of listeners who take part (join with a token, event stream, hand, reactions).
     #[arg(long, default_value_t = 0.02)]
     pub participant_share: f64,
+    /// Participants (join + event stream) one cluster node holds (measured on this 2-core VM
+    /// with `bench/cluster/run.sh`: see the README).
+    #[arg(long, default_value_t = PARTICIPANTS_PER_NODE)]
+    pub participants_per_node: f64,
+    /// Live spaces at once (each runs on one node, its owner, and costs every node a few Redis
+    /// commands a second).
+    #[arg(long, default_value_t = 1)]
+    pub spaces: u64,
+    /// Event frames a live space publishes per second (levels, listener counts, reactions: ~8
+    /// measured with a speaker and reactions, `tribune-bench events`).
+    #[arg(long, default_value_t = 8.0)]
+    pub events_per_second: f64,
+    /// Redis commands one instance serves per second (measured on this VM with
+    /// `redis-benchmark -t set,get,xadd -P 1`: see the README).
+    #[arg(long, default_value_t = REDIS_COMMANDS_PER_S)]
+    pub redis_commands_per_s: f64,
     /// Write the plan as JSON here too.
     #[arg(long)]
     pub json: Option<PathBuf>,
 }
+
+/// Participants one node holds (measured: see [`PlanArgs::participants_per_node`]).
+pub const PARTICIPANTS_PER_NODE: f64 = 9_000.0;
+/// Redis commands one instance serves per second (measured: see
+/// [`PlanArgs::redis_commands_per_s`]).
+pub const REDIS_COMMANDS_PER_S: f64 = 80_000.0;
+/// Redis commands each node issues per second per live space with nothing happening: the
+/// node record and the space records renewed, listener and stream reports written and read,
+/// the mirror's blocking read (measured: 22/s for 3 nodes and 1 space, `bench/cluster/run.sh`).
+pub const REDIS_COMMANDS_PER_NODE_SPACE: f64 = 7.5;
 
 /// What one listener costs an edge, per second.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
@@ -102,6 +128,12 @@ pub struct Plan {
     /// Control plane on the origin: participant joins per second, event streams held.
     pub participant_joins_per_s: f64,
     pub event_streams: u64,
+    /// Cluster nodes for the control plane (each serves every space), and Redis's load.
+    pub cluster_nodes: u64,
+    pub participant_joins_per_s_per_node: f64,
+    pub redis_commands_per_s: f64,
+    /// Share of one Redis instance that load is.
+    pub redis_share: f64,
     /// Where each default figure came from.
     pub assumptions: Vec<String>,
 }
@@ -214,6 +246,23 @@ pub fn plan(a: &PlanArgs, cap: Capacity, mut assumptions: Vec<String>) -> Plan {
         a.peak_minute_share * 100.0,
         a.participant_share * 100.0
     ));
+    // The control plane over a cluster: participants spread over nodes (an edge or DNS over all
+    // of them); Redis: each node's fixed commands per space, the owner's one append per event
+    // frame, and one read per frame batch on each node that mirrors the space.
+    let cluster_nodes = ceil_div(participants, a.participants_per_node * util).max(1);
+    let spaces = a.spaces.max(1) as f64;
+    let redis =
+        cluster_nodes as f64 * spaces * (REDIS_COMMANDS_PER_NODE_SPACE + a.events_per_second)
+            + spaces * a.events_per_second;
+    assumptions.push(format!(
+        "cluster node: {} participants (join + event stream) at {:.0} % (measured, \
+         bench/cluster/run.sh); Redis: {REDIS_COMMANDS_PER_NODE_SPACE} commands/s per node per \
+         space plus, per event frame, one append and one read per mirroring node; one instance \
+         serves {} commands/s (measured, redis-benchmark)",
+        si(a.participants_per_node),
+        util * 100.0,
+        si(a.redis_commands_per_s)
+    ));
     Plan {
         listeners: a.listeners,
         hls_listeners: hls,
@@ -234,6 +283,11 @@ pub fn plan(a: &PlanArgs, cap: Capacity, mut assumptions: Vec<String>) -> Plan {
         peak_joins_per_s_per_edge: peak_joins / edges as f64,
         participant_joins_per_s: peak_joins * a.participant_share.clamp(0.0, 1.0),
         event_streams: participants as u64,
+        cluster_nodes,
+        participant_joins_per_s_per_node: peak_joins * a.participant_share.clamp(0.0, 1.0)
+            / cluster_nodes as f64,
+        redis_commands_per_s: redis,
+        redis_share: redis / a.redis_commands_per_s.max(1.0),
         assumptions,
     }
 }
@@ -399,6 +453,14 @@ pub fn run(a: &PlanArgs) -> Result<()> {
         p.participant_joins_per_s,
         si(p.event_streams as f64)
     );
+    say!(
+        "  cluster        {} nodes for the control plane ({:.0} participant joins/s each); Redis \
+         {:.0} commands/s ({:.1} % of one instance)",
+        p.cluster_nodes,
+        p.participant_joins_per_s_per_node,
+        p.redis_commands_per_s,
+        p.redis_share * 100.0
+    );
     say!("assumptions:");
     for n in &p.assumptions {
         say!("  - {n}");
@@ -457,6 +519,39 @@ mod tests {
         assert!(p.origin_egress_mbps < 12.0, "{}", p.origin_egress_mbps);
         assert!((p.peak_joins_per_s - 66_666.7).abs() < 1.0);
         assert_eq!(p.event_streams, 160_000);
+        // 160 k participants at 9 k per node and 60 %: 30 nodes; Redis 30 × (7.5 + 8) + 8.
+        assert_eq!(p.cluster_nodes, 30);
+        assert!(
+            (p.redis_commands_per_s - 473.0).abs() < 0.5,
+            "{}",
+            p.redis_commands_per_s
+        );
+    }
+
+    #[test]
+    fn the_cluster_grows_with_the_participants_and_redis_with_nodes_and_spaces() {
+        let one = plan(
+            &args(&["--listeners", "1000000"]),
+            caps(&args(&["--listeners", "1"])),
+            vec![],
+        );
+        let a = args(&[
+            "--listeners",
+            "1000000",
+            "--participant-share",
+            "0.1",
+            "--spaces",
+            "10",
+        ]);
+        let more = plan(&a, caps(&a), vec![]);
+        assert!(more.cluster_nodes > one.cluster_nodes);
+        assert!(more.redis_commands_per_s > 10.0 * one.redis_commands_per_s);
+        let tiny = plan(
+            &args(&["--listeners", "10"]),
+            caps(&args(&["--listeners", "10"])),
+            vec![],
+        );
+        assert_eq!(tiny.cluster_nodes, 1, "at least one node");
     }
 
     #[test]
