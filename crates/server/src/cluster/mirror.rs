@@ -250,9 +250,20 @@ pub async fn events(
         Ok(h) => h,
         Err(r) => return r,
     };
-    let Some(start) = hub.subscribe(last_id) else {
-        // The mirror saw the end: the owner's final snapshot is the whole answer.
-        return crate::events_http::sse_response(Body::from(snapshot));
+    // Resuming after `Last-Event-ID` if the mirror holds what followed it; else the owner's
+    // snapshot (id `at`), then what the mirror holds after `at` (it may be ahead of the owner's
+    // answer, which was made before this subscription), then what comes.
+    let resumed = match last_id {
+        Some(l) => hub.subscribe(Some(l)).filter(|s| !s.needs_snapshot),
+        None => None,
+    };
+    let (start, with_snapshot) = match resumed {
+        Some(s) => (s, false),
+        None => match hub.subscribe(Some(at)) {
+            Some(s) => (s, true),
+            // The mirror saw the end: the owner's final snapshot is the whole answer.
+            None => return crate::events_http::sse_response(Body::from(snapshot)),
+        },
     };
     app.metrics.events_subscribers.fetch_add(1, Relaxed);
     // Who it is (the owner has checked the credential; it is good here too: the secret is shared).
@@ -278,13 +289,16 @@ pub async fn events(
         holder,
         holders: m.mirrors.holders.clone(),
     };
-    let (first, at): (Vec<Bytes>, u64) = if start.needs_snapshot {
-        (vec![snapshot], at.max(start.at_id))
+    // Frames already sent (in the snapshot or the backlog) are skipped when they come again.
+    let mut first: Vec<Bytes> = Vec::with_capacity(start.backlog.len() + 1);
+    if with_snapshot {
+        first.push(snapshot);
+    }
+    first.extend(start.backlog.into_iter().map(|f| f.bytes));
+    let at = if with_snapshot {
+        at.max(start.at_id)
     } else {
-        (
-            start.backlog.into_iter().map(|f| f.bytes).collect(),
-            start.at_id,
-        )
+        start.at_id
     };
     let state = (first.into_iter(), start.rx, counted, at);
     let body = stream::unfold(state, |(mut first, mut rx, counted, at)| async move {
