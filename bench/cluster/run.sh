@@ -104,6 +104,10 @@ load three-n3 "$N3" "$P3" 0; c=${PIDS[-1]}
 wait "$a" "$b" "$c" || true
 c1=$(commands); t1=$(date +%s)
 for n in n1 n2 n3; do echo "3 nodes, $n, $P3 participants: $(held "$OUT/three-$n.json")"; done
+metric() { curl -fs -H "authorization: Bearer $KEY" "$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+for u in "$N1" "$N2" "$N3"; do
+  echo "  $u: frames dropped $(metric "$u" tribune_cluster_event_frames_dropped_total), slow subscribers dropped $(metric "$u" tribune_events_dropped_slow_total)"
+done
 report "3 nodes" $((t1 - t0)) "$((3 * P3)) participants" "$c0" "$c1"
 
 # Listeners relayed by n2 and n3: what they cost Redis.

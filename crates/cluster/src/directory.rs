@@ -55,7 +55,12 @@ impl Directory {
     /// Connects to `url` (`redis://HOST:PORT[/DB]`); records live for `ttl` unless renewed.
     pub async fn connect(url: &str, ttl: Duration) -> Result<Directory, Error> {
         let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new(client).await?;
+        // Answers may take a while on a loaded box; 500 ms (the client's default) cut appends
+        // that Redis then made anyway.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_connection_timeout(Some(Duration::from_secs(2)));
+        let conn = ConnectionManager::new_with_config(client, config).await?;
         Ok(Directory { conn, ttl })
     }
 

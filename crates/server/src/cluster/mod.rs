@@ -422,6 +422,9 @@ async fn listeners(app: &App, m: &Member, records: &SpaceRecords) {
     }
 }
 
+/// Tries of one append of event frames to Redis (over ~1.5 s) before they are given up.
+const APPEND_TRIES: u32 = 5;
+
 /// A listener report older than this is not counted (nodes report every 2 s).
 const LISTENERS_FRESH_MS: u64 = 6_000;
 
@@ -439,11 +442,23 @@ async fn publish(log: EventLog, mut rx: mpsc::Receiver<Outgoing>, m: Arc<Member>
             }
         }
         for (space, frames) in by_space {
-            if let Err(e) = log.append(&space, &frames).await {
-                m.metrics
-                    .cluster_frames_dropped
-                    .fetch_add(frames.len() as u64, Relaxed);
-                tracing::warn!(space = %space, error = %e, "cluster: event frames not logged");
+            // A few tries (a timed-out append may have been made: mirrors take an id once);
+            // then the frames are given up, and counted, rather than hold the ones behind.
+            let mut wait = Duration::from_millis(100);
+            for attempt in 1..=APPEND_TRIES {
+                match log.append(&space, &frames).await {
+                    Ok(()) => break,
+                    Err(e) if attempt == APPEND_TRIES => {
+                        m.metrics
+                            .cluster_frames_dropped
+                            .fetch_add(frames.len() as u64, Relaxed);
+                        tracing::warn!(space = %space, error = %e, "cluster: event frames not logged");
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(wait).await;
+                        wait *= 2;
+                    }
+                }
             }
         }
     }
