@@ -17,7 +17,7 @@ use tribune_load::redis::Redis;
 
 /// Longest the cluster may take to show a change (renewals run every 5 s): a bound, not a timing.
 const HANG: Duration = Duration::from_secs(30);
-const SECRET: &str = "cluster-test-jwt-secret";
+use common::cluster::SECRET;
 
 /// `GET /api/cluster` with the operator key: status, `Retry-After`, body.
 async fn cluster(base: &str) -> (u16, Option<String>, Value) {
@@ -72,45 +72,11 @@ fn shared_state(port: u16, id: &str) -> (Value, usize) {
     (record, rows)
 }
 
-/// A port free now on loopback (the node is told its public URL before it starts).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Three nodes n1..n3 on Redis at `url`.
-fn three_nodes(url: &str, name: &str, extra: &[&str]) -> Vec<ServerProc> {
-    (1..=3)
-        .map(|i| {
-            let listen = format!("127.0.0.1:{}", free_port());
-            let public = format!("http://{listen}");
-            let mut args = vec![
-                "--listen",
-                &listen,
-                "--redis",
-                url,
-                "--jwt-secret",
-                SECRET,
-                "--public-url",
-                &public,
-            ];
-            let id = format!("n{i}");
-            args.extend(["--node-id", &id]);
-            args.extend(extra);
-            let p = ServerProc::start(&format!("{name}-n{i}"), &args);
-            assert_eq!(p.base, public, "listening where it said");
-            p
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_find_each_other_through_redis_and_outlive_it() {
     let mut redis = Redis::start(&temp_dir("cluster-redis")).expect("redis-server");
     let url = redis.url();
-    let nodes = three_nodes(&url, "cluster", &[]);
+    let nodes = common::cluster::nodes(&url, "cluster", 3, &[]);
     // Placed on n1, the one it was asked of (all are idle, ties go by id).
     let (s, v) = api(
         "POST",
@@ -261,7 +227,7 @@ fn heard(url: &str, secs: u32, out: &std::path::Path) -> Vec<f32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_serves_any_space() {
     let redis = Redis::start(&temp_dir("cluster-any-redis")).expect("redis-server");
-    let nodes = three_nodes(&redis.url(), "cluster-any", &["--grace", "60"]);
+    let nodes = common::cluster::nodes(&redis.url(), "cluster-any", 3, &["--grace", "60"]);
     let (n1, n2, n3) = (&nodes[0].base, &nodes[1].base, &nodes[2].base);
     let dir = nodes[0].data_dir.clone();
     // The nodes know each other before anything is placed.
@@ -592,7 +558,7 @@ async fn any_node_serves_any_space() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_redis_mid_space_takes_nothing_off_the_air() {
     let mut redis = Redis::start(&temp_dir("cluster-loss-redis")).expect("redis-server");
-    let nodes = three_nodes(&redis.url(), "cluster-loss", &["--grace", "60"]);
+    let nodes = common::cluster::nodes(&redis.url(), "cluster-loss", 3, &["--grace", "60"]);
     let (n1, n2, n3) = (&nodes[0].base, &nodes[1].base, &nodes[2].base);
     let dir = nodes[0].data_dir.clone();
     assert!(
@@ -728,9 +694,10 @@ async fn losing_redis_mid_space_takes_nothing_off_the_air() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_following_on_another_node_is_present() {
     let redis = Redis::start(&temp_dir("cluster-host-redis")).expect("redis-server");
-    let nodes = three_nodes(
+    let nodes = common::cluster::nodes(
         &redis.url(),
         "cluster-host",
+        3,
         &["--grace", "60", "--host-absence", "2"],
     );
     let (n1, n2, n3) = (&nodes[0].base, &nodes[1].base, &nodes[2].base);

@@ -187,3 +187,36 @@ async fn aiortc_sendonly_gets_recvonly_and_is_heard() {
     let pcm = analyze_wav(&wav).expect("listener wav");
     assert!(tone_present(&pcm, 440.0), "the listener hears aiortc: {l}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aiortc_through_a_node_that_does_not_own_the_space() {
+    ensure_aiortc();
+    if !netns::enter("aiortc_through_a_node_that_does_not_own_the_space") {
+        return;
+    }
+    let udp = format!("{SERVER_IP}:0");
+    let (_redis, nodes, id, host) = common::cluster::two_nodes_one_space(
+        "aiortc-cluster",
+        &["--udp", &udp, "--advertise", SERVER_IP],
+    )
+    .await;
+    // The offer goes to n2; n1 runs the space and gets the media.
+    let (owner, entry) = (&nodes[0].base, &nodes[1].base);
+    let dir = nodes[1].data_dir.clone();
+    let whip = format!("{entry}/api/spaces/{id}/whip");
+    let token = mint(entry, &id, &host, "speaker", "aiortc").await;
+    let publisher = aiortc(&whip, &token, "sendonly", &dir, false);
+    let flowing = eventually(Duration::from_secs(30), async || {
+        metric(owner, "tribune_rtp_packets_received_total").await > 0.0
+    })
+    .await;
+    assert!(flowing, "audio from aiortc reaches the owner");
+    let wav = dir.join("listener.wav");
+    let l = report(listen(&format!("{entry}/spaces/{id}/live.opus"), 3, &wav));
+    let r = publisher.report();
+    assert_eq!(r["status"], 201, "{r}");
+    assert_eq!(r["connected"], true, "{r}");
+    assert_eq!(l["status"], 200, "{l}");
+    let pcm = analyze_wav(&wav).expect("listener wav");
+    assert!(tone_present(&pcm, 440.0), "heard through n2: {l}");
+}

@@ -1,7 +1,8 @@
 //! GStreamer's webrtcbin publishes to tribune over WHIP: Debian's `whip-client` (GStreamer
 //! 1.22) sends a 440 Hz tone, audio-only (its offer has no BUNDLE group) and audio+video
 //! (max-bundle, video first as the BUNDLE tag, webrtcbin's RSA DTLS certificate), and a
-//! `tribune listen` listener hears 440 Hz each time.
+//! `tribune listen` listener hears 440 Hz each time; and once through a cluster node that does
+//! not own the space (the offer forwarded to the owner, media to the owner's UDP port).
 //!
 //! Two quirks of that client are worked around here, neither ours: libnice ignores loopback,
 //! so each test runs in its own network namespace ([`common::netns`]); and its UPnP helper
@@ -56,14 +57,26 @@ fn gupnp_stub(dir: &Path) -> std::path::PathBuf {
     lib
 }
 
-async fn publish_and_listen(name: &str, video: bool) {
+/// whip-client publishes to the space and a listener hears it. `clustered`: through a node that
+/// does not own the space (the offer forwarded to its owner, media straight to the owner's UDP
+/// port, the listener on the node it published through: a relayed stream).
+async fn publish_and_listen(name: &str, video: bool, clustered: bool) {
     netns::require("whip-client", "simple-whip-client");
-    let advertise =
-        ["--udp", &format!("{SERVER_IP}:0"), "--advertise", SERVER_IP].map(String::from);
-    let server = ServerProc::start(name, &advertise.each_ref().map(String::as_str));
-    let base = server.base.clone();
-    let dir = server.data_dir.clone();
-    let (id, host) = create_space(&base, name).await;
+    let udp = format!("{SERVER_IP}:0");
+    let advertise = ["--udp", udp.as_str(), "--advertise", SERVER_IP];
+    let (_redis, servers, id, host);
+    if clustered {
+        let (r, n, i, h) = common::cluster::two_nodes_one_space(name, &advertise).await;
+        (_redis, servers, id, host) = (Some(r), n, i, h);
+    } else {
+        servers = vec![ServerProc::start(name, &advertise)];
+        let (i, h) = create_space(&servers[0].base, name).await;
+        (_redis, id, host) = (None, i, h);
+    }
+    // The owner counts the packets; `base` is where the client goes (the other node, clustered).
+    let owner = servers[0].base.clone();
+    let base = servers.last().map(|s| s.base.clone()).unwrap_or_default();
+    let dir = servers[0].data_dir.clone();
     let token = mint(&base, &id, &host, "speaker", "GStreamer").await;
     let lib = gupnp_stub(&dir);
     let log = std::fs::File::create(dir.join("whip-client.log")).expect("log");
@@ -82,7 +95,7 @@ async fn publish_and_listen(name: &str, video: bool) {
     let client = Kill(cmd.spawn().expect("spawn whip-client"));
     let client_log = || std::fs::read_to_string(dir.join("whip-client.log")).unwrap_or_default();
     let flowing = eventually(Duration::from_secs(30), async || {
-        metric(&base, "tribune_rtp_packets_received_total").await > 0.0
+        metric(&owner, "tribune_rtp_packets_received_total").await > 0.0
     })
     .await;
     assert!(
@@ -105,13 +118,20 @@ async fn publish_and_listen(name: &str, video: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gstreamer_audio_only_without_bundle() {
     if netns::enter("gstreamer_audio_only_without_bundle") {
-        publish_and_listen("gst-audio", false).await;
+        publish_and_listen("gst-audio", false, false).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gstreamer_audio_and_video_max_bundle() {
     if netns::enter("gstreamer_audio_and_video_max_bundle") {
-        publish_and_listen("gst-av", true).await;
+        publish_and_listen("gst-av", true, false).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamer_through_a_node_that_does_not_own_the_space() {
+    if netns::enter("gstreamer_through_a_node_that_does_not_own_the_space") {
+        publish_and_listen("gst-cluster", false, true).await;
     }
 }

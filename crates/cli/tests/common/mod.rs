@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod cluster;
 pub mod crowd;
 pub mod netns;
 pub mod playlists;
