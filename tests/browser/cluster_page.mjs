@@ -19,7 +19,7 @@ import { existsSync, mkdtempSync, rmSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cleanupAll, guard, launchChromium, onCleanup, startChild, startServer, waitTone, writeToneWav } from './lib.mjs';
-import { freePort, startNginxEdge, until } from './edges.mjs';
+import { call, freePort, startNginxEdge, until } from './edges.mjs';
 
 const DEADLINE_MS = Number(process.env.DEADLINE_MS || 240000);
 const ADMIN = 'cluster-page-operator-key';
@@ -28,21 +28,6 @@ const REDIS = '/usr/bin/redis-server';
 const log = (...a) => console.log('[cluster-page]', ...a);
 
 guard('cluster page', DEADLINE_MS);
-
-async function call(method, url, { token, body } = {}) {
-  const headers = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body) headers['content-type'] = 'application/json';
-  const r = await fetch(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
-  const text = await r.text();
-  let json = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    // not JSON
-  }
-  return { status: r.status, json, text };
-}
 
 async function main() {
   if (!existsSync(REDIS)) throw new Error(`no ${REDIS} (scripts/packages.sh test installs redis-server)`);

@@ -24,28 +24,13 @@ import {
   cleanupAll, guard, launchChromium, onCleanup, repoRoot, sleep, startChild, startServer, waitTone,
   writeToneWav,
 } from './lib.mjs';
-import { freePort, startNginxEdge, startVarnishEdge, until } from './edges.mjs';
+import { call, freePort, startNginxEdge, startVarnishEdge, until } from './edges.mjs';
 
 const DEADLINE_MS = Number(process.env.DEADLINE_MS || 240000);
 const ADMIN = 'edge-page-operator-key';
 const log = (...a) => console.log('[edge-page]', ...a);
 
 guard('edge page', DEADLINE_MS);
-
-async function call(method, url, { token, body } = {}) {
-  const headers = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body) headers['content-type'] = 'application/json';
-  const r = await fetch(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
-  const text = await r.text();
-  let json = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    // not JSON
-  }
-  return { status: r.status, json, text };
-}
 
 async function metric(base, name) {
   const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();

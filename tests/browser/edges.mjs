@@ -20,6 +20,22 @@ export const freePort = () => new Promise((resolve, reject) => {
   });
 });
 
+/** A JSON API call: `{ status, json, text }` (`json` null when the body is not JSON). */
+export async function call(method, url, { token, body } = {}) {
+  const headers = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body) headers['content-type'] = 'application/json';
+  const r = await fetch(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
+  const text = await r.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    // not JSON
+  }
+  return { status: r.status, json, text };
+}
+
 export async function until(what, f, ms = 30000) {
   const end = Date.now() + ms;
   let last;

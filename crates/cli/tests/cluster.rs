@@ -226,30 +226,17 @@ fn heard(url: &str, secs: u32, out: &std::path::Path) -> Vec<f32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_serves_any_space() {
-    let redis = Redis::start(&temp_dir("cluster-any-redis")).expect("redis-server");
-    let nodes = common::cluster::nodes(&redis.url(), "cluster-any", 3, &["--grace", "60"]);
-    let (n1, n2, n3) = (&nodes[0].base, &nodes[1].base, &nodes[2].base);
-    let dir = nodes[0].data_dir.clone();
-    // The nodes know each other before anything is placed.
-    assert!(
-        eventually(HANG, async || {
-            let (s, _, v) = cluster(n1).await;
-            s == 200 && v["nodes"].as_array().is_some_and(|n| n.len() == 3)
-        })
-        .await
-    );
-
     // Created through n1, run by n2 (asked for): the answer is the owner's, through n1.
-    let (s, v) = api(
-        "POST",
-        &format!("{n1}/api/spaces"),
-        Some(ADMIN_KEY),
-        Some(json!({"title": "everywhere", "node": "n2"})),
+    let (redis, nodes, id, host) = common::cluster::cluster_with_space(
+        "cluster-any",
+        3,
+        &["--grace", "60"],
+        (0, "n2"),
+        "everywhere",
     )
     .await;
-    assert_eq!(s, 201, "{v}");
-    let id = v["id"].as_str().unwrap().to_owned();
-    let host = v["host_token"].as_str().unwrap().to_owned();
+    let (n1, n2, n3) = (&nodes[0].base, &nodes[1].base, &nodes[2].base);
+    let dir = nodes[0].data_dir.clone();
     let (s, v) = api(
         "POST",
         &format!("{n1}/api/spaces"),
@@ -557,27 +544,16 @@ async fn any_node_serves_any_space() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_redis_mid_space_takes_nothing_off_the_air() {
-    let mut redis = Redis::start(&temp_dir("cluster-loss-redis")).expect("redis-server");
-    let nodes = common::cluster::nodes(&redis.url(), "cluster-loss", 3, &["--grace", "60"]);
-    let (n1, n2, n3) = (&nodes[0].base, &nodes[1].base, &nodes[2].base);
-    let dir = nodes[0].data_dir.clone();
-    assert!(
-        eventually(HANG, async || {
-            let (s, _, v) = cluster(n1).await;
-            s == 200 && v["nodes"].as_array().is_some_and(|n| n.len() == 3)
-        })
-        .await
-    );
-    let (s, v) = api(
-        "POST",
-        &format!("{n1}/api/spaces"),
-        Some(ADMIN_KEY),
-        Some(json!({"title": "outage", "node": "n2"})),
+    let (mut redis, nodes, id, host) = common::cluster::cluster_with_space(
+        "cluster-loss",
+        3,
+        &["--grace", "60"],
+        (0, "n2"),
+        "outage",
     )
     .await;
-    assert_eq!(s, 201, "{v}");
-    let id = v["id"].as_str().unwrap().to_owned();
-    let host = v["host_token"].as_str().unwrap().to_owned();
+    let (n1, n2, n3) = (&nodes[0].base, &nodes[1].base, &nodes[2].base);
+    let dir = nodes[0].data_dir.clone();
     let alice = mint(n3, &id, &host, "speaker", "Alice").await;
     let speaker = speak(
         &format!("{n3}/api/spaces/{id}/whip"),
@@ -693,32 +669,16 @@ async fn losing_redis_mid_space_takes_nothing_off_the_air() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_following_on_another_node_is_present() {
-    let redis = Redis::start(&temp_dir("cluster-host-redis")).expect("redis-server");
-    let nodes = common::cluster::nodes(
-        &redis.url(),
+    let (_redis, nodes, id, host) = common::cluster::cluster_with_space(
         "cluster-host",
         3,
         &["--grace", "60", "--host-absence", "2"],
-    );
-    let (n1, n2, n3) = (&nodes[0].base, &nodes[1].base, &nodes[2].base);
-    let dir = nodes[0].data_dir.clone();
-    assert!(
-        eventually(HANG, async || {
-            let (s, _, v) = cluster(n1).await;
-            s == 200 && v["nodes"].as_array().is_some_and(|n| n.len() == 3)
-        })
-        .await
-    );
-    let (s, v) = api(
-        "POST",
-        &format!("{n1}/api/spaces"),
-        Some(ADMIN_KEY),
-        Some(json!({"title": "present", "node": "n2"})),
+        (0, "n2"),
+        "present",
     )
     .await;
-    assert_eq!(s, 201, "{v}");
-    let id = v["id"].as_str().unwrap().to_owned();
-    let host = v["host_token"].as_str().unwrap().to_owned();
+    let (n1, n2, n3) = (&nodes[0].base, &nodes[1].base, &nodes[2].base);
+    let dir = nodes[0].data_dir.clone();
     let alice = mint(n1, &id, &host, "speaker", "Alice").await;
     let mut a = speak(
         &format!("{n1}/api/spaces/{id}/whip"),

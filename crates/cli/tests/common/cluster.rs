@@ -44,17 +44,21 @@ pub fn nodes(url: &str, name: &str, count: usize, extra: &[&str]) -> Vec<ServerP
         .collect()
 }
 
-/// Redis and two nodes that know each other; returns them with a space created through n2 and
-/// run by n1 (its id and host token).
-pub async fn two_nodes_one_space(
+/// Redis and `count` nodes n1… (with `extra` arguments) that know each other, and a space titled
+/// `title`, created through node `via` (0-based) and run by node `owner` (its id and host token).
+pub async fn cluster_with_space(
     name: &str,
+    count: usize,
     extra: &[&str],
+    (via, owner): (usize, &str),
+    title: &str,
 ) -> (Redis, Vec<ServerProc>, String, String) {
     let redis = Redis::start(&temp_dir(&format!("{name}-redis"))).expect("redis-server");
-    let nodes = nodes(&redis.url(), name, 2, extra);
+    let nodes = nodes(&redis.url(), name, count, extra);
+    let base = nodes[via].base.clone();
     let known = eventually(Duration::from_secs(30), async || {
         let r = reqwest::Client::new()
-            .get(format!("{}/api/cluster", nodes[1].base))
+            .get(format!("{base}/api/cluster"))
             .bearer_auth(ADMIN_KEY)
             .send()
             .await;
@@ -62,21 +66,29 @@ pub async fn two_nodes_one_space(
             Ok(r) => r
                 .json::<Value>()
                 .await
-                .is_ok_and(|v| v["nodes"].as_array().is_some_and(|n| n.len() == 2)),
+                .is_ok_and(|v| v["nodes"].as_array().is_some_and(|n| n.len() == count)),
             Err(_) => false,
         }
     })
     .await;
-    assert!(known, "the two nodes know each other");
+    assert!(known, "the {count} nodes know each other");
     let (s, v) = api(
         "POST",
-        &format!("{}/api/spaces", nodes[1].base),
+        &format!("{base}/api/spaces"),
         Some(ADMIN_KEY),
-        Some(json!({"title": name, "node": "n1"})),
+        Some(json!({"title": title, "node": owner})),
     )
     .await;
     assert_eq!(s, 201, "{v}");
     let id = v["id"].as_str().expect("id").to_owned();
     let host = v["host_token"].as_str().expect("host token").to_owned();
     (redis, nodes, id, host)
+}
+
+/// Redis and two nodes that know each other, with a space created through n2 and run by n1.
+pub async fn two_nodes_one_space(
+    name: &str,
+    extra: &[&str],
+) -> (Redis, Vec<ServerProc>, String, String) {
+    cluster_with_space(name, 2, extra, (1, "n1"), name).await
 }

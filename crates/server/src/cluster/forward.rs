@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use tribune_cluster::Owner;
 
-use super::{CLIENT_HEADER, Member, NODE_HEADER, unavailable};
+use super::{CLIENT_HEADER, Member, NODE_HEADER};
 use crate::app::App;
 
 /// Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), and those
@@ -109,11 +109,7 @@ pub async fn forward(app: &App, m: &Member, owner: &Owner, req: Request) -> Resp
                 .cluster_forward_errors
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(owner = %owner.node, url, error = %e, "cluster: owner does not answer");
-            unavailable(format!(
-                "the node that runs this space ({}) does not answer",
-                owner.node
-            ))
-            .into_response()
+            super::owner_unreachable(owner).into_response()
         }
     }
 }

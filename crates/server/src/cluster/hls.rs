@@ -20,7 +20,7 @@ use futures_util::future::{BoxFuture, Shared};
 use parking_lot::Mutex;
 use tribune_cluster::Owner;
 
-use super::{Member, unavailable};
+use super::Member;
 use crate::app::App;
 
 /// Immutable objects kept per node (a few minutes of parts and segments of a few hundred spaces).
@@ -146,16 +146,7 @@ pub async fn get(app: &App, m: &Member, owner: &Owner, req: Request) -> Response
         }
         Err(e) => {
             tracing::warn!(owner = %owner.node, error = %e, "cluster: HLS from the owner failed");
-            unavailable(format!(
-                "the node that runs this space ({}) does not answer",
-                owner.node
-            ))
-            .into_response()
+            super::owner_unreachable(owner).into_response()
         }
     }
-}
-
-/// Kept objects now (tests).
-pub fn kept(m: &Member) -> usize {
-    m.hls.kept.lock().map.len()
 }

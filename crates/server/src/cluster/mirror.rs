@@ -94,10 +94,9 @@ async fn mirror(m: &Arc<Member>, id: &str) -> Result<Arc<EventHub>, Response> {
     let Some(log) = m.log() else {
         return Err(unavailable("not connected to Redis yet").into_response());
     };
-    let history = tokio::time::timeout(Duration::from_secs(2), log.history(id, RING))
+    let history = super::redis_call(log.history(id, RING))
         .await
-        .map_err(|_| unavailable("Redis did not answer in time").into_response())?
-        .map_err(|e| unavailable(format!("Redis: {e}")).into_response())?;
+        .map_err(IntoResponse::into_response)?;
     let hub = Arc::new(EventHub::default());
     let mut after = "0".to_owned();
     for l in history {
@@ -226,11 +225,7 @@ pub async fn events(
     let resp = match m.http.get(&url).headers(headers).send().await {
         Ok(r) => r,
         Err(_) => {
-            return unavailable(format!(
-                "the node that runs this space ({}) does not answer",
-                owner.node
-            ))
-            .into_response();
+            return super::owner_unreachable(owner).into_response();
         }
     };
     let ended = resp.headers().get("tribune-final").is_some();

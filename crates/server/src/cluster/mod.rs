@@ -106,6 +106,25 @@ pub fn unavailable(why: impl Into<String>) -> ApiError {
         .with_header(header::RETRY_AFTER, &RETRY_S.to_string())
 }
 
+/// `503` with `Retry-After` for a request that needed the node running space `owner`, which
+/// did not answer.
+pub fn owner_unreachable(owner: &Owner) -> ApiError {
+    unavailable(format!(
+        "the node that runs this space ({}) does not answer",
+        owner.node
+    ))
+}
+
+/// One Redis call on a request's path: at most [`REDIS_WAIT`], its failure a `503`.
+pub async fn redis_call<T>(
+    call: impl std::future::Future<Output = Result<T, tribune_cluster::directory::Error>>,
+) -> ApiResult<T> {
+    tokio::time::timeout(REDIS_WAIT, call)
+        .await
+        .map_err(|_| unavailable("Redis did not answer in time"))?
+        .map_err(|e| unavailable(format!("Redis: {e}")))
+}
+
 impl Member {
     pub fn new(cfg: Cluster, jwt_secret: &str, metrics: Arc<tribune_metrics::Metrics>) -> Member {
         let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(jwt_secret.as_bytes())
@@ -175,10 +194,7 @@ impl Member {
             return Ok(Some(o.clone()));
         }
         let looked = match self.redis() {
-            Ok(r) => tokio::time::timeout(REDIS_WAIT, r.spaces.owner(id))
-                .await
-                .map_err(|_| unavailable("Redis did not answer in time"))
-                .and_then(|r| r.map_err(|e| unavailable(format!("Redis: {e}")))),
+            Ok(r) => redis_call(r.spaces.owner(id)).await,
             Err(e) => Err(e),
         };
         match looked {
@@ -205,28 +221,19 @@ impl Member {
             node: self.cfg.node_id.clone(),
             url: self.cfg.public_url.clone(),
         };
-        tokio::time::timeout(REDIS_WAIT, r.spaces.claim(id, &me, "{}"))
-            .await
-            .map_err(|_| unavailable("Redis did not answer in time"))?
-            .map_err(|e| unavailable(format!("Redis: {e}")))
+        redis_call(r.spaces.claim(id, &me, "{}")).await
     }
 
     /// The live nodes.
     pub async fn nodes(&self) -> ApiResult<Vec<NodeInfo>> {
         let r = self.redis()?;
-        tokio::time::timeout(REDIS_WAIT, r.dir.nodes())
-            .await
-            .map_err(|_| unavailable("Redis did not answer in time"))?
-            .map_err(|e| unavailable(format!("Redis: {e}")))
+        redis_call(r.dir.nodes()).await
     }
 
     /// Every space's summary as its owner last wrote it (JSON), by id.
     pub async fn summaries(&self) -> ApiResult<Vec<(String, String)>> {
         let r = self.redis()?;
-        tokio::time::timeout(REDIS_WAIT, r.spaces.summaries())
-            .await
-            .map_err(|_| unavailable("Redis did not answer in time"))?
-            .map_err(|e| unavailable(format!("Redis: {e}")))
+        redis_call(r.spaces.summaries()).await
     }
 
     /// The event log in Redis, when connected.

@@ -29,7 +29,7 @@ use tribune_engine::fanout::Fanout;
 use tribune_engine::live::{LivePage, LiveStream};
 use tribune_media::ogg::PageReader;
 
-use super::{Member, NODE_HEADER, unavailable};
+use super::{Member, NODE_HEADER};
 use crate::app::App;
 
 /// A relay with no listener this long closes its upstream.
@@ -66,15 +66,6 @@ impl Relays {
                 (!r.stream.is_closed()).then(|| (id.clone(), r.stream.listeners.load(Relaxed) - 1))
             })
             .collect()
-    }
-
-    /// Relays running now.
-    pub fn running(&self) -> usize {
-        self.map
-            .lock()
-            .values()
-            .filter(|s| s.get().is_some_and(|r| !r.stream.is_closed()))
-            .count()
     }
 }
 
@@ -115,13 +106,7 @@ pub async fn relay(
 #[allow(clippy::result_large_err)]
 async fn open(app: &App, m: &Arc<Member>, owner: &Owner, id: &str) -> Result<Arc<Relay>, Response> {
     let url = format!("{}/spaces/{id}/live.opus", owner.url.trim_end_matches('/'));
-    let no_answer = || {
-        unavailable(format!(
-            "the node that runs this space ({}) does not answer",
-            owner.node
-        ))
-        .into_response()
-    };
+    let no_answer = || super::owner_unreachable(owner).into_response();
     let connect = async {
         let resp = m
             .http
