@@ -48,9 +48,14 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct SpeakArgs {
-    /// WHIP endpoint URL, e.g. http://127.0.0.1:8080/api/spaces/demo/whip
+    /// WHIP endpoint URL, e.g. http://127.0.0.1:8080/api/spaces/demo/whip. Give it again for
+    /// other nodes of a cluster: with --reconnect they are tried in turn.
+    #[arg(long, required = true)]
+    whip: Vec<String>,
+    /// Publish again by itself when the session fails or is lost (back-off 0.5 s doubling to
+    /// 5 s, jittered), through each --whip in turn, until --seconds end or Ctrl-C.
     #[arg(long)]
-    whip: String,
+    reconnect: bool,
     /// Bearer token (a speaker or host token of the space).
     #[arg(long, env = "TRIBUNE_TOKEN")]
     token: Option<String>,
@@ -214,8 +219,12 @@ async fn speak_cmd(a: SpeakArgs) -> Result<ExitCode> {
         (_, _, Some(p)) => speak::Source::Wav(p),
         _ => speak::Source::Tone { hz: 440.0 },
     };
+    let mut urls = a.whip.into_iter();
+    let whip_url = urls.next().unwrap_or_default();
     let opts = speak::Options {
-        whip_url: a.whip,
+        whip_url,
+        reconnect: a.reconnect,
+        more_urls: urls.collect(),
         token: a.token,
         source,
         record: a.record,

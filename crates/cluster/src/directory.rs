@@ -44,6 +44,13 @@ pub enum Error {
     Json(#[from] serde_json::Error),
 }
 
+impl Error {
+    /// Whether Redis refused a fenced write: the writer's lease is stale.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, Error::Redis(e) if crate::leases::is_stale(e))
+    }
+}
+
 /// A handle on the directory (cheap to clone: one multiplexed, reconnecting connection).
 #[derive(Clone)]
 pub struct Directory {

@@ -19,6 +19,15 @@ pub const HISTORY: usize = 512;
 /// Seconds a space's log outlives its last frame.
 const EXPIRE_S: i64 = 86_400;
 
+/// After the fence: `KEYS[2]` the log, `ARGV[2]` the cap, `ARGV[3]` the expiry, then pairs of
+/// event id and frame.
+const APPEND: &str = r"
+for i = 4, #ARGV, 2 do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[i], 'frame', ARGV[i + 1])
+end
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+";
+
 fn log_key(space: &str) -> String {
     format!("tribune:events:{space}")
 }
@@ -65,29 +74,31 @@ impl EventLog {
         EventLog { conn }
     }
 
-    /// Appends `frames` (`(event id, SSE bytes)`) of `space` in one round trip.
-    pub async fn append(&self, space: &str, frames: &[(u64, Vec<u8>)]) -> Result<(), Error> {
+    /// Appends `frames` (`(event id, SSE bytes)`) of `space` in one round trip, fenced: `lease`
+    /// is the writer's `"{node} {epoch}"` ([`crate::leases::Held::value`]); a writer that no
+    /// longer holds the space's lease is refused ([`crate::leases::STALE`]) and nothing is
+    /// appended.
+    pub async fn append(
+        &self,
+        space: &str,
+        lease: &str,
+        frames: &[(u64, Vec<u8>)],
+    ) -> Result<(), Error> {
         if frames.is_empty() {
             return Ok(());
         }
-        let key = log_key(space);
-        let mut pipe = redis::pipe();
+        let script = redis::Script::new(&format!("{}{APPEND}", crate::leases::FENCE));
+        let mut call = script.prepare_invoke();
+        call.key(crate::leases::lease_key(space))
+            .key(log_key(space))
+            .arg(lease)
+            .arg(HISTORY)
+            .arg(EXPIRE_S);
         for (id, frame) in frames {
-            pipe.cmd("XADD")
-                .arg(&key)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(HISTORY)
-                .arg("*")
-                .arg("id")
-                .arg(id.to_string())
-                .arg("frame")
-                .arg(frame.as_slice())
-                .ignore();
+            call.arg(id.to_string()).arg(frame.as_slice());
         }
-        pipe.expire(&key, EXPIRE_S).ignore();
         let mut c = self.conn.clone();
-        pipe.query_async::<()>(&mut c).await?;
+        call.invoke_async::<()>(&mut c).await?;
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use crate::directory::Error;
+use crate::leases::Held;
 
 const SPACES: &str = "tribune:spaces";
 
@@ -28,6 +29,24 @@ fn listeners_key(id: &str) -> String {
 
 fn space_key(id: &str) -> String {
     format!("tribune:space:{id}")
+}
+
+/// After the fence: `KEYS[2]` the record, `KEYS[3]` the set of ids; `ARGV[2..6]` owner, URL,
+/// summary, origin, id.
+const OWNED: &str = r"
+redis.call('HSET', KEYS[2], 'owner', ARGV[2], 'url', ARGV[3], 'summary', ARGV[4], 'origin', ARGV[5])
+redis.call('SADD', KEYS[3], ARGV[6])
+return 1
+";
+
+/// One space's record as its owner writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub id: String,
+    /// The summary (JSON).
+    pub summary: String,
+    /// Unix ms of the recording's time 0 (0: none yet).
+    pub origin_ms: u64,
 }
 
 /// Where a space lives.
@@ -73,46 +92,63 @@ impl SpaceRecords {
         Ok(true)
     }
 
-    /// Rewrites the summaries of spaces this node owns (one round trip for all of them).
-    pub async fn update(&self, summaries: &[(String, String)]) -> Result<(), Error> {
-        if summaries.is_empty() {
-            return Ok(());
-        }
-        let mut c = self.conn.clone();
-        let mut pipe = redis::pipe();
-        for (id, summary) in summaries {
-            pipe.hset(space_key(id), "summary", summary).ignore();
-        }
-        pipe.query_async::<()>(&mut c).await?;
-        Ok(())
-    }
-
-    /// Writes the whole records of spaces `owner` runs (owner, URL, summary), claimed or not: an
-    /// owner does this on every renewal, so a Redis that lost its data (restarted without
-    /// persistence, or failed over to an empty replica) learns again who runs what.
+    /// Writes the records of spaces `owner` runs (owner, URL, summary, recording origin), one
+    /// round trip for all, each fenced by its lease ([`Held`]): a space whose lease this node
+    /// no longer holds is not written. The owner does this when a summary changes and, for all
+    /// its spaces, on every renewal, so a Redis that lost its data learns again who runs what.
+    /// Returns the spaces refused for a stale lease.
     pub async fn assert_owned(
         &self,
         owner: &Owner,
-        summaries: &[(String, String)],
-    ) -> Result<(), Error> {
-        if summaries.is_empty() {
-            return Ok(());
-        }
+        held: &Held,
+        rows: &[Row],
+    ) -> Result<Vec<String>, Error> {
+        let script = redis::Script::new(&format!("{}{OWNED}", crate::leases::FENCE));
         let mut c = self.conn.clone();
+        let mut sent = Vec::new();
+        let mut refused = Vec::new();
         let mut pipe = redis::pipe();
-        for (id, summary) in summaries {
-            let key = space_key(id);
-            pipe.hset(&key, "owner", &owner.node)
-                .ignore()
-                .hset(&key, "url", &owner.url)
-                .ignore()
-                .hset(&key, "summary", summary)
-                .ignore()
-                .sadd(SPACES, id)
-                .ignore();
+        pipe.ignore_errors();
+        for r in rows {
+            let Some(lease) = held.value(&r.id) else {
+                refused.push(r.id.clone());
+                continue;
+            };
+            pipe.cmd("EVALSHA")
+                .arg(script.get_hash())
+                .arg(3)
+                .arg(crate::leases::lease_key(&r.id))
+                .arg(space_key(&r.id))
+                .arg(SPACES)
+                .arg(lease)
+                .arg(&owner.node)
+                .arg(&owner.url)
+                .arg(&r.summary)
+                .arg(r.origin_ms)
+                .arg(&r.id);
+            sent.push(r.id.clone());
         }
-        pipe.query_async::<()>(&mut c).await?;
-        Ok(())
+        if sent.is_empty() {
+            return Ok(refused);
+        }
+        script.prepare_invoke().load_async(&mut c).await?;
+        let out: Vec<redis::RedisResult<redis::Value>> = pipe.query_async(&mut c).await?;
+        for (id, v) in sent.into_iter().zip(out) {
+            match v {
+                Err(e) if crate::leases::is_stale(&e) => refused.push(id),
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+            }
+        }
+        Ok(refused)
+    }
+
+    /// The Unix ms its recording's time 0 stands for, as the owner of `id` last wrote it (0
+    /// when it has no recording yet).
+    pub async fn origin(&self, id: &str) -> Result<u64, Error> {
+        let mut c = self.conn.clone();
+        let v: Option<u64> = c.hget(space_key(id), "origin").await?;
+        Ok(v.unwrap_or(0))
     }
 
     /// The owner of `id`, if the space exists.

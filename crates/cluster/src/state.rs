@@ -5,14 +5,20 @@
 //! `tribune:timeline:{id}`, a list of who-spoke-when rows (JSON each). Run Redis with persistence
 //! on (`appendonly yes`) for this copy to outlive Redis.
 //!
+//! Every write is fenced by the space's lease ([`crate::leases`]): a node that lost a space's
+//! lease cannot write over its successor's state.
+//!
 //! The writer thread that calls this is not async: this is Redis's blocking client, one
 //! connection made on demand (connect within 500 ms, answers within 1 s) and dropped on an error.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use redis::Commands;
+
+use crate::leases::Held;
 use tribune_engine::durable::Replica;
 use tribune_engine::store::{SpaceRecord, TimelineRow};
 
@@ -33,15 +39,21 @@ pub struct RedisState {
     conn: Mutex<Option<redis::Connection>>,
     /// A connection was lost and made again since last asked: Redis may have restarted empty.
     reconnected: AtomicBool,
+    /// The leases this node holds: every write is fenced by its space's.
+    held: Arc<Held>,
+    refused: AtomicU64,
 }
 
 impl RedisState {
-    /// On `url` (`redis://HOST:PORT[/DB]`); nothing is connected until the first write.
-    pub fn new(url: &str) -> Result<RedisState, redis::RedisError> {
+    /// On `url` (`redis://HOST:PORT[/DB]`), writing as the holder of the leases in `held`;
+    /// nothing is connected until the first write.
+    pub fn new(url: &str, held: Arc<Held>) -> Result<RedisState, redis::RedisError> {
         Ok(RedisState {
             client: redis::Client::open(url)?,
             conn: Mutex::new(None),
             reconnected: AtomicBool::new(false),
+            held,
+            refused: AtomicU64::new(0),
         })
     }
 
@@ -101,22 +113,75 @@ fn rows_json(rows: &[TimelineRow]) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// After the fence: set `KEYS[2]` to `ARGV[2]`.
+const PUT: &str = "redis.call('SET', KEYS[2], ARGV[2])";
+/// After the fence: replace the list `KEYS[2]` by `ARGV[2..]`.
+const PUT_ROWS: &str = r"
+redis.call('DEL', KEYS[2])
+for i = 2, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+";
+/// After the fence: append `ARGV[2..]` to the list `KEYS[2]`.
+const APPEND_ROWS: &str = "for i = 2, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end";
+/// After the fence: delete `KEYS[2]` and `KEYS[3]`.
+const DELETE: &str = "redis.call('DEL', KEYS[2], KEYS[3])";
+
+impl RedisState {
+    /// Runs the fenced script `body` for space `id` on keys `keys` (after the lease) with
+    /// `args` (after the lease's value). A write this node may not make (it does not hold the
+    /// lease, or holds a stale epoch) is refused, counted and logged, and is not an error of
+    /// the replica: the space is another node's now.
+    fn fenced(&self, id: &str, body: &str, keys: &[String], args: &[&[u8]]) -> Result<(), String> {
+        let Some(lease) = self.held.value(id) else {
+            self.refuse(id);
+            return Ok(());
+        };
+        let script = redis::Script::new(&format!("{}{body}", crate::leases::FENCE));
+        let out = self.with(|c| {
+            let mut call = script.prepare_invoke();
+            call.key(crate::leases::lease_key(id));
+            for k in keys {
+                call.key(k);
+            }
+            call.arg(&lease);
+            for a in args {
+                call.arg(*a);
+            }
+            match call.invoke::<()>(c) {
+                Err(e) if crate::leases::is_stale(&e) => Ok(false),
+                Err(e) => Err(e),
+                Ok(()) => Ok(true),
+            }
+        })?;
+        if !out {
+            self.refuse(id);
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, id: &str) {
+        self.refused.fetch_add(1, Relaxed);
+        tracing::debug!(
+            space = id,
+            "shared store: write refused (this node does not hold the space's lease)"
+        );
+    }
+
+    /// Writes refused so far for a lease this node does not hold.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Relaxed)
+    }
+}
+
 impl Replica for RedisState {
     fn put_space(&self, r: &SpaceRecord) -> Result<(), String> {
         let json = serde_json::to_string(r).map_err(|e| e.to_string())?;
-        self.with(|c| c.set(state_key(&r.id), &json))
+        self.fenced(&r.id, PUT, &[state_key(&r.id)], &[json.as_bytes()])
     }
 
     fn put_timeline(&self, id: &str, rows: &[TimelineRow]) -> Result<(), String> {
         let rows = rows_json(rows)?;
-        self.with(|c| {
-            let mut pipe = redis::pipe();
-            pipe.atomic().del(timeline_key(id)).ignore();
-            if !rows.is_empty() {
-                pipe.rpush(timeline_key(id), &rows).ignore();
-            }
-            pipe.query::<()>(c)
-        })
+        let args: Vec<&[u8]> = rows.iter().map(|r| r.as_bytes()).collect();
+        self.fenced(id, PUT_ROWS, &[timeline_key(id)], &args)
     }
 
     fn append_timeline(&self, id: &str, rows: &[TimelineRow]) -> Result<(), String> {
@@ -124,11 +189,12 @@ impl Replica for RedisState {
             return Ok(());
         }
         let rows = rows_json(rows)?;
-        self.with(|c| c.rpush(timeline_key(id), &rows))
+        let args: Vec<&[u8]> = rows.iter().map(|r| r.as_bytes()).collect();
+        self.fenced(id, APPEND_ROWS, &[timeline_key(id)], &args)
     }
 
     fn delete_space(&self, id: &str) -> Result<(), String> {
-        self.with(|c| c.del(&[state_key(id), timeline_key(id)]))
+        self.fenced(id, DELETE, &[state_key(id), timeline_key(id)], &[])
     }
 
     fn reconnected(&self) -> bool {

@@ -138,6 +138,13 @@ impl EventHub {
         }
     }
 
+    /// Ids go on after `last` (a takeover continues the earlier owner's numbering, so every
+    /// subscriber's `Last-Event-ID` stays meaningful and mirrors keep every new frame).
+    pub fn continue_after(&self, last: u64) {
+        let mut inner = self.inner.lock();
+        inner.next_id = inner.next_id.max(last + 1);
+    }
+
     /// The id of the last frame published, or `None` once the stream has ended.
     pub fn last_id(&self) -> Option<u64> {
         let inner = self.inner.lock();

@@ -11,6 +11,7 @@
 //! - [`rtc`], [`sdp`]: WHIP sessions (str0m) and the UDP mux, SDP checks;
 //! - [`events`]: the event hub; [`public`]: the public snapshot; [`batch`]: housekeeping;
 //! - [`store`], [`writer`]: SQLite and its writer thread;
+//! - [`fence`]: the owner's right to publish in a cluster (its lease's local deadline);
 //! - [`clock`]: the one wall clock; [`gzip`], [`priority`]: helpers.
 
 pub mod batch;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod durable;
 pub mod events;
 pub mod fanout;
+pub mod fence;
 pub mod gzip;
 pub mod hls;
 pub mod live;

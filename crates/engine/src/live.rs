@@ -204,7 +204,14 @@ pub struct Pager {
     pub metrics: Arc<Metrics>,
     /// The LL-HLS packager, fed the same packets.
     pub hls: Option<crate::hls::Packager>,
+    /// Checked before every packet: past its deadline nothing is published until it is
+    /// extended; revoked, the pager stops (see [`crate::fence`]).
+    pub fence: Arc<crate::fence::Fence>,
+    pub clock: crate::clock::Clock,
 }
+
+/// How often a fenced pager looks again at its fence.
+const FENCE_POLL: Duration = Duration::from_millis(10);
 
 /// Start the pager thread: packets from the mixer → pages for listeners (and the recorder, once
 /// one is sent on `attach`).
@@ -219,6 +226,8 @@ pub fn spawn_pager(space_id: &str, p: Pager) -> std::io::Result<JoinHandle<()>> 
         ending,
         metrics,
         mut hls,
+        fence,
+        clock,
     } = p;
     let page_samples = (page.as_millis() as u64) * 48;
     std::thread::Builder::new()
@@ -229,6 +238,15 @@ pub fn spawn_pager(space_id: &str, p: Pager) -> std::io::Result<JoinHandle<()>> 
             // silence to its waiting listeners but records nothing).
             let mut recorder: Option<Sender<Vec<u8>>> = None;
             for packet in input.iter() {
+                while !fence.allows(clock.now_ms()) && !fence.is_revoked() {
+                    std::thread::sleep(FENCE_POLL);
+                }
+                if fence.is_revoked() {
+                    // Another node runs the space now: not another page, part or packet
+                    // recorded, and no end of stream (the stream is not over, it moved).
+                    stream.close();
+                    return;
+                }
                 if let Ok(rec) = attach.try_recv() {
                     recorder = Some(rec);
                 }
@@ -340,6 +358,8 @@ mod tests {
                 ending: Arc::new(AtomicBool::new(true)),
                 metrics,
                 hls: None,
+                fence: Arc::default(),
+                clock: crate::clock::Clock::system(),
             },
         )
         .unwrap();
@@ -446,5 +466,53 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_fenced_pager_publishes_nothing_and_a_revoked_one_stops_without_ending_the_stream() {
+        let s = stream();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let clock = crate::clock::Clock::manual(10_000);
+        let fence = Arc::new(crate::fence::Fence::default());
+        fence.extend(5_000); // lapsed already
+        let (_attach_tx, attach) = crossbeam_channel::bounded(1);
+        let t = spawn_pager(
+            "t",
+            Pager {
+                writer: OggOpusWriter::new(7, 1, 312, vec![]),
+                page: Duration::from_millis(200),
+                input: rx,
+                stream: s.clone(),
+                attach,
+                ending: Arc::new(AtomicBool::new(true)),
+                metrics: Arc::new(Metrics::default()),
+                hls: None,
+                fence: fence.clone(),
+                clock: clock.clone(),
+            },
+        )
+        .unwrap();
+        for _ in 0..50 {
+            tx.send(vec![0xF8, 0xFF, 0xFE]).unwrap();
+        }
+        // Fenced: the packets wait, nothing is published.
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(s.ring.lock().recent.is_empty(), "published while fenced");
+        // Renewed: it goes on.
+        fence.extend(20_000);
+        while s.ring.lock().recent.back().map(|p| p.last_seq) < Some(6) {
+            std::thread::yield_now();
+        }
+        // Revoked (the lease went to another node): it stops with no page more and no EOS,
+        // though the space was "ending" and packets are waiting.
+        let before = s.ring.lock().recent.back().map(|p| p.last_seq);
+        fence.revoke();
+        for _ in 0..50 {
+            // The pager may already be gone.
+            let _ = tx.send(vec![0xF8, 0xFF, 0xFE]);
+        }
+        t.join().unwrap();
+        assert_eq!(s.ring.lock().recent.back().map(|p| p.last_seq), before);
+        assert!(s.is_closed());
     }
 }

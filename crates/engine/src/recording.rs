@@ -25,6 +25,33 @@ pub const FLUSH_EVERY_SAMPLES: u64 = 48_000;
 /// Packets the recorder may lag behind (60 s at 50 packets/s) before audio is dropped.
 const QUEUE: usize = 3000;
 
+/// Longest silence [`fill_silence`] writes (a gap longer than this is left as it is).
+pub const MAX_FILL_MS: u64 = 6 * 3600 * 1000;
+
+/// Appends `ms` of silence to the recording at `path` through `writer` (a stream continued by
+/// [`OggOpusWriter::resume`]), whole pages, synced: the interval a takeover lost, so the
+/// recording's timeline stays the clock's. Returns the samples written.
+pub fn fill_silence(path: &Path, writer: &mut OggOpusWriter, ms: u64) -> std::io::Result<u64> {
+    let frames = ms.min(MAX_FILL_MS) / 20;
+    if frames == 0 {
+        return Ok(0);
+    }
+    let mut file = std::fs::OpenOptions::new().append(true).open(path)?;
+    for _ in 0..frames {
+        writer.push(&tribune_media::oggopus::SILENCE_20MS, FRAME_SAMPLES as u32);
+        if writer.pending_samples() >= FLUSH_EVERY_SAMPLES
+            && let Some(page) = writer.flush(false)
+        {
+            file.write_all(&page.bytes)?;
+        }
+    }
+    if let Some(page) = writer.flush(false) {
+        file.write_all(&page.bytes)?;
+    }
+    file.sync_all()?;
+    Ok(frames * FRAME_SAMPLES as u64)
+}
+
 /// Where the recording of `space` lives under `data_dir`.
 pub fn path(data_dir: &Path, space: &str) -> PathBuf {
     data_dir.join("recordings").join(format!("{space}.opus"))

@@ -26,6 +26,10 @@ const MAPPING_FAMILY_MONO_STEREO: u8 = 0;
 /// The largest packet that fits on one page with one lacing value to spare: 254 * 255 + 254.
 /// OpusTags larger than this would spill onto a second page and break the header numbering.
 const MAX_ONE_PAGE_PACKET: usize = 254 * 255 + 254;
+/// One 20 ms Opus packet of silence: TOC `0xF8` (CELT-only, fullband, 20 ms, mono, one
+/// frame) and a two-byte frame that decodes to digital silence. What a takeover fills the
+/// recording's lost interval with.
+pub const SILENCE_20MS: [u8; 3] = [0xF8, 0xFF, 0xFE];
 /// Vendor string written in OpusTags.
 pub const VENDOR: &str = concat!("tribune ", env!("CARGO_PKG_VERSION"));
 

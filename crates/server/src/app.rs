@@ -179,6 +179,7 @@ route_table! {
     GET "/metrics" => api::metrics,
     GET "/api/admin/shield" => crate::shield::http::get_shield,
     GET "/api/cluster" => crate::cluster::cluster,
+    GET "/api/cluster/spaces/{id}/follow" => crate::cluster::follow::serve,
     POST "/api/admin/shield" => crate::shield::http::set_shield,
     GET "/api/openapi.json" => openapi::openapi_json,
     POST "/api/spaces" => api::create_space,
@@ -377,11 +378,17 @@ impl Server {
         let sqlite =
             Arc::new(Store::open(&cfg.data_dir.join(DB_FILE)).map_err(std::io::Error::other)?);
         // In a cluster the durable state is written through to Redis too (the shared copy).
+        let held = tribune_cluster::Held::new(
+            cfg.cluster
+                .as_ref()
+                .map(|c| c.node_id.as_str())
+                .unwrap_or(""),
+        );
         let store: Arc<dyn tribune_engine::durable::Durable> = match &cfg.cluster {
             Some(c) => Arc::new(tribune_engine::durable::Replicated::new(
                 sqlite,
                 Box::new(
-                    tribune_cluster::RedisState::new(&c.redis)
+                    tribune_cluster::RedisState::new(&c.redis, held.clone())
                         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
                 ),
                 metrics.clone(),
@@ -398,7 +405,7 @@ impl Server {
         ));
         let shield = crate::shield::Shield::new(&cfg.shield, cfg.jwt_secret.as_bytes())
             .with_metrics(metrics.clone());
-        let cluster = crate::cluster::member(&cfg, &metrics);
+        let cluster = crate::cluster::member(&cfg, &metrics, held);
         let app = Arc::new(App {
             cluster,
             keys: Keys::new(&cfg.jwt_secret),
@@ -469,7 +476,9 @@ impl Server {
             shutdown.await;
             // A restart is not the end of the show: spaces are suspended (their recording kept
             // open-ended, so a resumed space continues the same stream) and come back as
-            // interrupted or scheduled.
+            // interrupted or scheduled. In a cluster, spaces with a hot standby are handed to
+            // it first (the listeners keep serving meanwhile: its copy must drain).
+            crate::cluster::failover::hand_over(&app).await;
             for s in app.spaces.all() {
                 s.suspend();
             }

@@ -43,6 +43,7 @@ use crate::{api, events_http, hls_http, streams, web, whip};
         events_http::events,
         events_http::ticket,
         crate::cluster::cluster,
+        crate::cluster::follow::serve,
         api::stage,
         api::lifecycle,
         whip::post,

@@ -93,6 +93,13 @@ pub struct Options {
     pub bitrate: u32,
     /// Restart a [`Source::Wav`] at its end instead of ending the run.
     pub loop_wav: bool,
+    /// Publish again when the session fails or is lost (the server died, say), with jittered
+    /// exponential back-off (0.5 s doubling to 5 s), trying [`Options::whip_url`] and then each
+    /// of [`Options::more_urls`] in turn, until the duration ends or the run is cancelled.
+    /// A recording then holds what was heard in the last session.
+    pub reconnect: bool,
+    /// Other WHIP endpoints of the same space (other nodes of a cluster), tried in turn.
+    pub more_urls: Vec<String>,
 }
 
 impl Options {
@@ -118,6 +125,8 @@ impl Default for Options {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             bitrate: DEFAULT_BITRATE,
             loop_wav: false,
+            reconnect: false,
+            more_urls: Vec::new(),
         }
     }
 }
@@ -145,7 +154,99 @@ pub struct Report {
 /// [`CONNECT_TIMEOUT`], or the connection being lost. The session is DELETEd on every exit after
 /// a successful POST (a failing DELETE is only logged), and the recording's header is finalized.
 pub async fn run(opts: Options, cancel: impl Future<Output = ()>) -> Result<Report> {
+    if opts.reconnect {
+        return run_reconnecting(opts, cancel).await;
+    }
     run_with(opts, cancel, CONNECT_TIMEOUT).await
+}
+
+/// First wait before publishing again.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+/// Longest wait before publishing again.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// A session that lasted this long resets the back-off.
+const RETRY_RESET: Duration = Duration::from_secs(10);
+
+/// The wait before try `n` (0-based) after a failure: the upper half of an exponential step.
+pub fn retry_delay(n: u32, jitter: f64) -> Duration {
+    let step = RETRY_FIRST.saturating_mul(1u32 << n.min(8)).min(RETRY_MAX);
+    step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// [`run`] with [`Options::reconnect`]: sessions one after another until the end. The report
+/// adds up every session's counters; its URL is the last session's.
+async fn run_reconnecting(opts: Options, cancel: impl Future<Output = ()>) -> Result<Report> {
+    let urls: Vec<String> = std::iter::once(opts.whip_url.clone())
+        .chain(opts.more_urls.iter().cloned())
+        .collect();
+    whip::parse_url(&opts.whip_url)?;
+    let end = opts.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut cancel = std::pin::pin!(cancel);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut total = Report::default();
+    let (mut tries, mut n) = (0u32, 0usize);
+    loop {
+        let left = end.map(|e| e.saturating_duration_since(tokio::time::Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) || *stop_rx.borrow() {
+            break;
+        }
+        let url = urls[n % urls.len()].clone();
+        let attempt_opts = Options {
+            whip_url: url.clone(),
+            duration: left,
+            reconnect: false,
+            ..opts.clone()
+        };
+        let mut rx = stop_rx.clone();
+        let started = tokio::time::Instant::now();
+        let attempt = run_with(
+            attempt_opts,
+            async move {
+                let _ = rx.wait_for(|v| *v).await;
+            },
+            CONNECT_TIMEOUT,
+        );
+        let mut attempt = std::pin::pin!(attempt);
+        let result = tokio::select! {
+            r = &mut attempt => r,
+            () = &mut cancel => {
+                let _ = stop_tx.send(true);
+                attempt.await
+            }
+        };
+        match result {
+            Ok(r) => {
+                total.sent_packets += r.sent_packets;
+                total.received_packets += r.received_packets;
+                total.received_samples += r.received_samples;
+                total.lost_packets += r.lost_packets;
+                total.session_url = r.session_url;
+                // The duration ended, the run was cancelled, or the source ended.
+                break;
+            }
+            // Refused for good (credentials, a space that ended, a bad request): no retry.
+            Err(e @ crate::Error::WhipStatus { status, .. })
+                if (400..500).contains(&status) && !matches!(status, 404 | 408 | 409 | 429) =>
+            {
+                return Err(e);
+            }
+            Err(e @ (crate::Error::Wav(_) | crate::Error::Url { .. })) => return Err(e),
+            Err(e) => {
+                if started.elapsed() >= RETRY_RESET {
+                    tries = 0;
+                }
+                let wait = retry_delay(tries, rand::random::<f64>());
+                warn!(url = %url, error = %e, retry_in_ms = wait.as_millis() as u64, "session lost; publishing again");
+                tries += 1;
+                n += 1;
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = &mut cancel => break,
+                }
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// [`run`] with another connect timeout (tests use a short one).
@@ -265,6 +366,15 @@ mod tests {
         let samples = crate::listen::analyze_wav(&record).unwrap();
         std::fs::remove_file(&record).ok();
         assert!(samples.is_empty());
+    }
+
+    #[test]
+    fn retry_delays_grow_to_the_cap_with_jitter_in_the_upper_half() {
+        assert_eq!(retry_delay(0, 0.0), Duration::from_millis(250));
+        assert_eq!(retry_delay(0, 1.0), Duration::from_millis(500));
+        assert_eq!(retry_delay(1, 1.0), Duration::from_secs(1));
+        assert_eq!(retry_delay(30, 1.0), RETRY_MAX);
+        assert_eq!(retry_delay(30, 0.0), RETRY_MAX / 2);
     }
 
     #[tokio::test]

@@ -120,6 +120,9 @@ impl Offer {
 }
 
 /// A connected (or connecting) speaker.
+/// A server that sent audio back and then nothing for this long is taken as gone.
+pub const QUIET: Duration = Duration::from_secs(3);
+
 pub(crate) struct Speaker {
     rtc: Rtc,
     socket: UdpSocket,
@@ -158,6 +161,9 @@ impl Speaker {
         let mut buf = vec![0u8; RECV_BUF];
 
         let mut timeout = self.drain().await?;
+        // What we heard last and when: a server that sent us audio and falls silent for
+        // `QUIET` is gone (ICE's own consent timeout takes much longer to say so).
+        let mut heard = (0u64, tokio::time::Instant::now());
         loop {
             let input = tokio::select! {
                 biased;
@@ -184,6 +190,12 @@ impl Speaker {
                     }
                 },
                 _ = ticker.tick() => {
+                    let now = tokio::time::Instant::now();
+                    if self.report.received_packets != heard.0 {
+                        heard = (self.report.received_packets, now);
+                    } else if heard.0 > 0 && now - heard.1 >= QUIET {
+                        return Err(Error::Disconnected);
+                    }
                     self.send_frame()?;
                     timeout = self.drain().await?;
                     if self.source_done {

@@ -92,6 +92,7 @@ impl Space {
         ];
         let mut threads = Vec::new();
         let ending = Arc::new(AtomicBool::new(false));
+        let fence = Arc::new(crate::fence::Fence::default());
         let (media, pre_skip) = if running {
             let mcfg = mixer::Config {
                 bitrate: cfg.bitrate,
@@ -158,6 +159,8 @@ impl Space {
                         ending: ending.clone(),
                         metrics: metrics.clone(),
                         hls: Some(packager),
+                        fence: fence.clone(),
+                        clock: cfg.clock.clone(),
                     },
                 )?);
                 metrics.spaces_live.fetch_add(1, Relaxed);
@@ -204,6 +207,8 @@ impl Space {
             turned_away: Mutex::new(Default::default()),
             timeline: Mutex::new(Timeline::new()),
             rec_origin_ms: AtomicU64::new(0),
+            fence,
+            continue_from: Mutex::new(None),
             ending,
             threads: Mutex::new(threads),
             going_live: Mutex::new(()),

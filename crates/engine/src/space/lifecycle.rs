@@ -104,15 +104,29 @@ impl Space {
             }
             None => None,
         };
+        let continue_from = self.continue_from.lock().take();
         let (writer, mode) = match point {
             Some(p) => {
                 resumed_ms = p.granule.saturating_sub(u64::from(p.pre_skip)) / 48;
-                (
-                    OggOpusWriter::resume(
-                        p.serial, p.channels, p.pre_skip, tags, p.next_seq, p.granule,
-                    ),
-                    Mode::Append,
-                )
+                let mut writer = OggOpusWriter::resume(
+                    p.serial, p.channels, p.pre_skip, tags, p.next_seq, p.granule,
+                );
+                // A takeover: the interval the earlier owner's recording lost is silence, so
+                // the recording's time stays the clock's.
+                if let Some(origin) = continue_from {
+                    let gap = self
+                        .cfg
+                        .clock
+                        .now_ms()
+                        .saturating_sub(origin)
+                        .saturating_sub(resumed_ms);
+                    match recording::fill_silence(&self.recording, &mut writer, gap) {
+                        Ok(samples) => resumed_ms += samples / 48,
+                        Err(e) => tracing::error!(space = %self.id, error = %e,
+                            "cannot fill the recording's gap with silence"),
+                    }
+                }
+                (writer, Mode::Append)
             }
             None => (
                 OggOpusWriter::new(self.serial, 1, media.pre_skip, tags),
@@ -197,6 +211,33 @@ impl Space {
             self.metrics.spaces_live.fetch_sub(1, Relaxed);
         }
         drop(media);
+    }
+
+    /// Another node runs this space now (this one lost its lease): stop at once without a
+    /// word more: no page, part or recorded packet ([`crate::fence`]), no state persisted, no
+    /// end of stream; WHIP sessions and event streams are closed, so their clients go to the
+    /// new owner.
+    pub fn demote(&self) {
+        self.fence.revoke();
+        self.stop_media();
+        self.events.close();
+    }
+
+    /// A takeover resumes this space: its recording is first filled with silence up to now
+    /// from `origin_ms`, the Unix ms the earlier owner's recorded time 0 stood for.
+    pub fn continue_from(&self, origin_ms: u64) {
+        *self.continue_from.lock() = (origin_ms > 0).then_some(origin_ms);
+    }
+
+    /// Whether its media threads have stopped and finished (ended, suspended or demoted):
+    /// its recording and rendition on disk are then complete.
+    pub fn media_stopped(&self) -> bool {
+        self.inner.lock().media.is_none() && self.threads.lock().iter().all(|t| t.is_finished())
+    }
+
+    /// The Unix ms recorded time 0 stands for (0 before the recording starts).
+    pub fn recording_origin_ms(&self) -> u64 {
+        self.rec_origin_ms.load(Relaxed)
     }
 
     /// End the space as the operator (shutdown of the server, tests).

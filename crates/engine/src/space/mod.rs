@@ -129,6 +129,11 @@ pub struct Space {
     timeline: Mutex<Timeline>,
     /// Unix ms at which recorded time 0 lies (recording start minus resumed duration).
     rec_origin_ms: AtomicU64,
+    /// The owner's right to publish (a cluster's lease; open on one node).
+    pub fence: Arc<crate::fence::Fence>,
+    /// Set by a takeover before resuming: the Unix ms the earlier owner's recorded time 0 stood
+    /// for, so the resumed recording is first filled with silence up to now.
+    continue_from: Mutex<Option<u64>>,
     /// Set when the space ends (not when it is suspended): the last pages carry end-of-stream.
     ending: Arc<AtomicBool>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,

@@ -320,3 +320,14 @@ fn resumed_real_opus_stream_decodes_in_ffmpeg() {
     assert!(at > 0.05, "{at}");
     assert!(goertzel_power(after, 48_000, 700.0) < at / 100.0);
 }
+
+#[test]
+fn the_silence_packet_decodes_to_20_ms_of_silence() {
+    let mut d = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
+    let mut pcm = [1i16; 960];
+    for _ in 0..3 {
+        let n = d.decode(&SILENCE_20MS, &mut pcm, false).unwrap();
+        assert_eq!(n, 960);
+        assert!(pcm.iter().all(|&s| s.abs() <= 1), "not silent");
+    }
+}

@@ -109,7 +109,7 @@ pub async fn forward(app: &App, m: &Member, owner: &Owner, req: Request) -> Resp
                 .cluster_forward_errors
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(owner = %owner.node, url, error = %e, "cluster: owner does not answer");
-            super::owner_unreachable(owner).into_response()
+            m.unreachable(owner).into_response()
         }
     }
 }

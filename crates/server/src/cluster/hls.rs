@@ -146,7 +146,7 @@ pub async fn get(app: &App, m: &Member, owner: &Owner, req: Request) -> Response
         }
         Err(e) => {
             tracing::warn!(owner = %owner.node, error = %e, "cluster: HLS from the owner failed");
-            super::owner_unreachable(owner).into_response()
+            m.unreachable(owner).into_response()
         }
     }
 }

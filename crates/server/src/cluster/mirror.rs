@@ -225,7 +225,7 @@ pub async fn events(
     let resp = match m.http.get(&url).headers(headers).send().await {
         Ok(r) => r,
         Err(_) => {
-            return super::owner_unreachable(owner).into_response();
+            return m.unreachable(owner).into_response();
         }
     };
     let ended = resp.headers().get("tribune-final").is_some();

@@ -17,10 +17,17 @@
 //! `Retry-After`. A space's owner is remembered once found, so requests for it keep working
 //! while Redis is away.
 //!
+//! A space survives its owner ([`failover`]): the owner holds the space's lease (a fencing
+//! epoch every shared write carries), a hot standby on another node copies its recording and
+//! rendition as they are made ([`follow`]) and takes the space over, continuing both, when the
+//! lease lapses.
+//!
 //! Nodes trust each other through a credential derived from the shared `--jwt-secret`
 //! ([`Member::node_credential`]), sent as `Tribune-Node`: with it, a forwarded request's client
 //! address (`Tribune-Client`) is believed, and a relay's stream passes the owner's admission.
 
+pub mod failover;
+pub mod follow;
 pub mod forward;
 pub mod hls;
 pub mod mirror;
@@ -40,7 +47,7 @@ use axum::response::{IntoResponse, Response};
 use hmac::Mac;
 use parking_lot::Mutex;
 use tokio::sync::{OnceCell, mpsc};
-use tribune_cluster::{Directory, EventLog, NodeInfo, Owner, SpaceRecords};
+use tribune_cluster::{Directory, EventLog, Held, Leases, NodeInfo, Owner, Row, SpaceRecords};
 use tribune_engine::events::Frame;
 use tribune_engine::space::Space;
 
@@ -80,6 +87,7 @@ struct Redis {
     dir: Directory,
     spaces: SpaceRecords,
     log: EventLog,
+    leases: Leases,
 }
 
 /// The cluster side of the app.
@@ -98,6 +106,10 @@ pub struct Member {
     pub relays: relay::Relays,
     pub hls: hls::Cache,
     pub mirrors: mirror::Mirrors,
+    /// The leases this node holds (shared with the store's Redis replica, which fences by them).
+    pub held: Arc<Held>,
+    /// Failover: the spaces this node stands by for, and who copies from this node.
+    pub failover: failover::State,
 }
 
 /// `503` with `Retry-After`.
@@ -126,7 +138,12 @@ pub async fn redis_call<T>(
 }
 
 impl Member {
-    pub fn new(cfg: Cluster, jwt_secret: &str, metrics: Arc<tribune_metrics::Metrics>) -> Member {
+    pub fn new(
+        cfg: Cluster,
+        jwt_secret: &str,
+        metrics: Arc<tribune_metrics::Metrics>,
+        held: Arc<Held>,
+    ) -> Member {
         let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(jwt_secret.as_bytes())
             .expect("HMAC takes any key length");
         mac.update(b"tribune cluster node");
@@ -156,6 +173,8 @@ impl Member {
             relays: relay::Relays::default(),
             hls: hls::Cache::default(),
             mirrors: mirror::Mirrors::default(),
+            held,
+            failover: failover::State::default(),
         }
     }
 
@@ -221,7 +240,39 @@ impl Member {
             node: self.cfg.node_id.clone(),
             url: self.cfg.public_url.clone(),
         };
-        redis_call(r.spaces.claim(id, &me, "{}")).await
+        if !redis_call(r.spaces.claim(id, &me, "{}")).await? {
+            return Ok(false);
+        }
+        // A lease left from an earlier space of this id (deleted since) is taken over too.
+        let epoch = match redis_call(r.leases.acquire(id, &me.node)).await? {
+            Some(e) => e,
+            None => return Ok(false),
+        };
+        self.held.insert(id, epoch);
+        Ok(true)
+    }
+
+    /// `503` for a request that needed `owner`, which did not answer; every space this node
+    /// took to be `owner`'s is looked up again next time (it may have been taken over).
+    pub fn unreachable(&self, owner: &Owner) -> ApiError {
+        self.owners.lock().retain(|_, (o, _)| o.node != owner.node);
+        owner_unreachable(owner)
+    }
+
+    /// Forgets who owns `id` (it changed).
+    pub fn forget_owner(&self, id: &str) {
+        self.owners.lock().remove(id);
+    }
+
+    /// Notes that this node owns `id` now.
+    pub fn note_owner(&self, id: &str) {
+        let me = Owner {
+            node: self.cfg.node_id.clone(),
+            url: self.cfg.public_url.clone(),
+        };
+        self.owners
+            .lock()
+            .insert(id.to_owned(), (me, Instant::now()));
     }
 
     /// The live nodes.
@@ -241,8 +292,17 @@ impl Member {
         self.redis.get().map(|r| r.log.clone())
     }
 
-    /// Hand every event frame of `space` (owned here) to the Redis writer, without waiting.
+    /// Hand every event frame of `space` (owned here) to the Redis writer, without waiting;
+    /// with this node's lease of it, it may publish until the lease's local deadline.
     pub fn tap(self: &Arc<Self>, space: &Space) {
+        if self.held.epoch(&space.id).is_some() {
+            space
+                .fence
+                .extend(failover::deadline(space.config().clock.now_ms()));
+        } else {
+            // Restored from this node's disk: nothing is published until the lease is ours.
+            space.fence.extend(space.config().clock.now_ms());
+        }
         let id: Arc<str> = space.id.as_str().into();
         let tx = self.outbox.clone();
         let metrics = self.metrics.clone();
@@ -333,6 +393,7 @@ pub async fn run(app: AppState) {
     let redis = Redis {
         spaces: SpaceRecords::new(dir.connection()),
         log: EventLog::new(dir.connection()),
+        leases: Leases::new(dir.connection(), failover::LEASE_TTL),
         dir: dir.clone(),
     };
     let _ = m.redis.set(redis.clone());
@@ -340,6 +401,7 @@ pub async fn run(app: AppState) {
         tokio::spawn(publish(redis.log.clone(), rx, m.clone()));
     }
     tracing::info!(node = %m.cfg.node_id, url = %m.cfg.public_url, "cluster: joined");
+    tokio::spawn(failover::run(app.clone(), m.clone()));
     let mut tick = tokio::time::interval(SUMMARY_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let renew_every = (dir.renew_every().as_millis() / SUMMARY_EVERY.as_millis()).max(1) as u64;
@@ -347,7 +409,7 @@ pub async fn run(app: AppState) {
         node: m.cfg.node_id.clone(),
         url: m.cfg.public_url.clone(),
     };
-    let mut written: HashMap<String, String> = HashMap::new();
+    let mut written: HashMap<String, Row> = HashMap::new();
     let mut n: u64 = 0;
     loop {
         tick.tick().await;
@@ -356,7 +418,11 @@ pub async fn run(app: AppState) {
         let mut all = Vec::new();
         for s in app.spaces.all() {
             if let Ok(json) = serde_json::to_string(&s.summary()) {
-                all.push((s.id.clone(), json));
+                all.push(Row {
+                    id: s.id.clone(),
+                    summary: json,
+                    origin_ms: s.recording_origin_ms(),
+                });
             }
         }
         if n.is_multiple_of(2) {
@@ -369,21 +435,21 @@ pub async fn run(app: AppState) {
                 tracing::warn!(error = %e, "cluster: cannot renew this node's record");
                 continue;
             }
-            match redis.spaces.assert_owned(&me, &all).await {
-                Ok(()) => written = all.into_iter().collect(),
+            match redis.spaces.assert_owned(&me, &m.held, &all).await {
+                Ok(_) => written = all.into_iter().map(|r| (r.id.clone(), r)).collect(),
                 Err(e) => tracing::warn!(error = %e, "cluster: cannot write space records"),
             }
             continue;
         }
-        let changed: Vec<(String, String)> = all
+        let changed: Vec<Row> = all
             .into_iter()
-            .filter(|(id, json)| written.get(id) != Some(json))
+            .filter(|r| written.get(&r.id) != Some(r))
             .collect();
         if changed.is_empty() {
             continue;
         }
-        match redis.spaces.update(&changed).await {
-            Ok(()) => written.extend(changed),
+        match redis.spaces.assert_owned(&me, &m.held, &changed).await {
+            Ok(_) => written.extend(changed.into_iter().map(|r| (r.id.clone(), r))),
             Err(e) => tracing::warn!(error = %e, "cluster: cannot write space summaries"),
         }
     }
@@ -451,9 +517,22 @@ async fn publish(log: EventLog, mut rx: mpsc::Receiver<Outgoing>, m: Arc<Member>
         for (space, frames) in by_space {
             // A few tries (a timed-out append may have been made: mirrors take an id once);
             // then the frames are given up, and counted, rather than hold the ones behind.
+            let Some(lease) = m.held.value(&space) else {
+                // Not this node's any more: its frames are not the space's.
+                m.metrics
+                    .cluster_frames_dropped
+                    .fetch_add(frames.len() as u64, Relaxed);
+                continue;
+            };
             let mut wait = Duration::from_millis(100);
             for attempt in 1..=APPEND_TRIES {
-                match log.append(&space, &frames).await {
+                match log.append(&space, &lease, &frames).await {
+                    Err(e) if e.is_stale() => {
+                        m.metrics
+                            .cluster_frames_dropped
+                            .fetch_add(frames.len() as u64, Relaxed);
+                        break;
+                    }
                     Ok(()) => break,
                     Err(e) if attempt == APPEND_TRIES => {
                         m.metrics
@@ -564,12 +643,13 @@ pub async fn cluster(State(app): State<AppState>, headers: HeaderMap) -> ApiResu
     .into_response())
 }
 
-/// The member this app is, if any.
+/// The member this app is, if any, holding the leases in `held`.
 pub fn member(
     cfg: &crate::config::Config,
     metrics: &Arc<tribune_metrics::Metrics>,
+    held: Arc<Held>,
 ) -> Option<Arc<Member>> {
     cfg.cluster
         .clone()
-        .map(|c| Arc::new(Member::new(c, &cfg.jwt_secret, metrics.clone())))
+        .map(|c| Arc::new(Member::new(c, &cfg.jwt_secret, metrics.clone(), held)))
 }

@@ -106,7 +106,7 @@ pub async fn relay(
 #[allow(clippy::result_large_err)]
 async fn open(app: &App, m: &Arc<Member>, owner: &Owner, id: &str) -> Result<Arc<Relay>, Response> {
     let url = format!("{}/spaces/{id}/live.opus", owner.url.trim_end_matches('/'));
-    let no_answer = || super::owner_unreachable(owner).into_response();
+    let no_answer = || m.unreachable(owner).into_response();
     let connect = async {
         let resp = m
             .http
