@@ -52,8 +52,8 @@ struct SpeakArgs {
     /// other nodes of a cluster: with --reconnect they are tried in turn.
     #[arg(long, required = true)]
     whip: Vec<String>,
-    /// Publish again by itself when the session fails or is lost (back-off 0.5 s doubling to
-    /// 5 s, jittered), through each --whip in turn, until --seconds end or Ctrl-C.
+    /// Publish again by itself when the session fails or is lost (back-off 0.25 s doubling
+    /// to 2 s, jittered), through each --whip in turn, until --seconds end or Ctrl-C.
     #[arg(long)]
     reconnect: bool,
     /// Bearer token (a speaker or host token of the space).

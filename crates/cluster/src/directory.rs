@@ -66,7 +66,10 @@ impl Directory {
         // that Redis then made anyway.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_connection_timeout(Some(Duration::from_secs(2)));
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            // Back within a second of Redis: an owner must renew its leases soon after an
+            // outage, before a standby takes the lapse for a dead owner.
+            .set_max_delay(Duration::from_secs(1));
         let conn = ConnectionManager::new_with_config(client, config).await?;
         Ok(Directory { conn, ttl })
     }

@@ -39,6 +39,10 @@ pub struct Metrics {
     pub cluster_frames_dropped: AtomicU64,
     pub cluster_relays_opened: AtomicU64,
     pub cluster_hls_fetches: AtomicU64,
+    pub cluster_standing: AtomicI64,
+    pub cluster_takeovers: AtomicU64,
+    pub cluster_demotions: AtomicU64,
+    pub cluster_copy_records: AtomicU64,
     pub joins: AtomicU64,
     pub reactions: AtomicU64,
     pub reaction_requests: AtomicU64,
@@ -276,6 +280,30 @@ impl Metrics {
             "counter",
             "LL-HLS requests made to other nodes (each object once, playlist requests coalesced).",
             c(&self.cluster_hls_fetches),
+        );
+        put(
+            "cluster_standby_spaces",
+            "gauge",
+            "Spaces of other nodes this node is the hot standby of (copying their recording and rendition).",
+            g(&self.cluster_standing),
+        );
+        put(
+            "cluster_takeovers_total",
+            "counter",
+            "Spaces this node took over from an owner whose lease lapsed or who handed them over.",
+            c(&self.cluster_takeovers),
+        );
+        put(
+            "cluster_demotions_total",
+            "counter",
+            "Spaces this node stopped running because another node holds their lease now.",
+            c(&self.cluster_demotions),
+        );
+        put(
+            "cluster_copy_records_total",
+            "counter",
+            "Records of other nodes' spaces' files copied here as their standby.",
+            c(&self.cluster_copy_records),
         );
         put(
             "joins_total",

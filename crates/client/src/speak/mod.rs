@@ -31,6 +31,9 @@ pub use whip::SDP_MIME;
 /// How long one WHIP HTTP request (POST or DELETE) may take.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the DELETE of a session whose connection was lost may take.
+pub const LOST_DELETE_WAIT: Duration = Duration::from_secs(2);
+
 /// The default Opus bitrate: 32 kb/s is transparent for speech in mono.
 pub const DEFAULT_BITRATE: u32 = 32_000;
 
@@ -94,7 +97,7 @@ pub struct Options {
     /// Restart a [`Source::Wav`] at its end instead of ending the run.
     pub loop_wav: bool,
     /// Publish again when the session fails or is lost (the server died, say), with jittered
-    /// exponential back-off (0.5 s doubling to 5 s), trying [`Options::whip_url`] and then each
+    /// exponential back-off (0.25 s doubling to 2 s), trying [`Options::whip_url`] and then each
     /// of [`Options::more_urls`] in turn, until the duration ends or the run is cancelled.
     /// A recording then holds what was heard in the last session.
     pub reconnect: bool,
@@ -161,9 +164,9 @@ pub async fn run(opts: Options, cancel: impl Future<Output = ()>) -> Result<Repo
 }
 
 /// First wait before publishing again.
-const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_FIRST: Duration = Duration::from_millis(250);
 /// Longest wait before publishing again.
-const RETRY_MAX: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(2);
 /// A session that lasted this long resets the back-off.
 const RETRY_RESET: Duration = Duration::from_secs(10);
 
@@ -274,8 +277,17 @@ async fn run_with(
     }
     .await;
 
-    if let Err(e) = whip::delete(&client, &session.url, token).await {
-        warn!(session = %session.url, error = %e, "WHIP DELETE failed");
+    // After a lost connection the server may be gone too: the DELETE is not waited on long.
+    let delete = whip::delete(&client, &session.url, token);
+    let wait = if result.is_err() {
+        LOST_DELETE_WAIT
+    } else {
+        HTTP_TIMEOUT
+    };
+    match tokio::time::timeout(wait, delete).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(session = %session.url, error = %e, "WHIP DELETE failed"),
+        Err(_) => warn!(session = %session.url, "WHIP DELETE not answered"),
     }
     let mut report = result?;
     report.session_url = session.url.to_string();
@@ -370,9 +382,9 @@ mod tests {
 
     #[test]
     fn retry_delays_grow_to_the_cap_with_jitter_in_the_upper_half() {
-        assert_eq!(retry_delay(0, 0.0), Duration::from_millis(250));
-        assert_eq!(retry_delay(0, 1.0), Duration::from_millis(500));
-        assert_eq!(retry_delay(1, 1.0), Duration::from_secs(1));
+        assert_eq!(retry_delay(0, 0.0), Duration::from_millis(125));
+        assert_eq!(retry_delay(0, 1.0), Duration::from_millis(250));
+        assert_eq!(retry_delay(1, 1.0), Duration::from_millis(500));
         assert_eq!(retry_delay(30, 1.0), RETRY_MAX);
         assert_eq!(retry_delay(30, 0.0), RETRY_MAX / 2);
     }

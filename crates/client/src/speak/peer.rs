@@ -121,7 +121,7 @@ impl Offer {
 
 /// A connected (or connecting) speaker.
 /// A server that sent audio back and then nothing for this long is taken as gone.
-pub const QUIET: Duration = Duration::from_secs(3);
+pub const QUIET: Duration = Duration::from_secs(2);
 
 pub(crate) struct Speaker {
     rtc: Rtc,

@@ -17,9 +17,10 @@
 //! space's recording and rendition from the owner as they are made ([`super::follow`]) and
 //! watches the lease every [`WATCH_EVERY`].
 //!
-//! **Takeover.** When the lease has been absent for [`CONFIRM`] (longer than a renewal
-//! period, so a Redis that restarted empty and is being told again by the owner is not taken
-//! for a dead owner), or at once after the owner said it handed the space over, the standby
+//! **Takeover.** When the lease has been absent for [`CONFIRM`] (one more look; after an
+//! outage of Redis, which may have restarted empty, a whole TTL more, so an owner telling Redis
+//! again is not taken for a dead one), or at once after the owner said it
+//! handed the space over, the standby
 //! takes the lease at a new epoch and brings the space up from the shared state (room, roles,
 //! stage, bans, timeline) and its copies: the recording continues the same Ogg stream (same
 //! serial, pages and granules go on, the lost interval filled with silence so recorded time
@@ -56,8 +57,9 @@ const MARGIN: Duration = Duration::from_millis(500);
 const ASSIGN_EVERY: u32 = 2;
 /// A standby looks at the lease this often.
 pub const WATCH_EVERY: Duration = Duration::from_millis(250);
-/// A lease absent this long (after its holder was seen) is taken over.
-pub const CONFIRM: Duration = Duration::from_millis(1_200);
+/// A lease absent this long is taken over (one more look: it lapsed, its owner did not renew
+/// it for a whole TTL).
+pub const CONFIRM: Duration = Duration::from_millis(250);
 /// Longest wait for one Redis answer in the lease loop.
 const REDIS_WAIT: Duration = Duration::from_secs(2);
 /// Longest a handover waits for a space's copy streams to drain.
@@ -82,10 +84,6 @@ pub struct State {
     standbys: Mutex<HashMap<String, String>>,
     /// Copy streams served from this node, by space.
     pub followers: Mutex<HashMap<String, usize>>,
-    /// Takeovers made by this node.
-    pub takeovers: std::sync::atomic::AtomicU64,
-    /// Spaces this node lost to another (demoted).
-    pub demotions: std::sync::atomic::AtomicU64,
 }
 
 async fn wait<T>(
@@ -194,7 +192,7 @@ pub fn demote(app: &AppState, m: &Arc<Member>, id: &str) {
     m.failover.standbys.lock().remove(id);
     if let Some(s) = app.spaces.remove(id) {
         s.demote();
-        m.failover.demotions.fetch_add(1, Relaxed);
+        m.metrics.cluster_demotions.fetch_add(1, Relaxed);
     }
 }
 
@@ -276,6 +274,8 @@ async fn stand_by(app: AppState, m: Arc<Member>, id: String, stop: CancellationT
         return;
     };
     tracing::info!(space = %id, "cluster: standing by");
+    m.metrics.cluster_standing.fetch_add(1, Relaxed);
+    let _standing = Gauge(m.clone());
     // A copy starts from nothing: what this node had of the space is an older branch of it.
     {
         let (app, id) = (app.clone(), id.clone());
@@ -291,7 +291,9 @@ async fn stand_by(app: AppState, m: Arc<Member>, id: String, stop: CancellationT
         copy_stop.clone(),
     ));
     let mut absent_since: Option<Instant> = None;
-    let mut seen_holder = false;
+    // After an outage of Redis (which may have come back empty), or before the holder was ever
+    // seen, an absent lease is taken only once its owner had a whole TTL to renew it.
+    let mut unsure = true;
     let mut tick = tokio::time::interval(WATCH_EVERY);
     loop {
         tokio::select! {
@@ -302,19 +304,21 @@ async fn stand_by(app: AppState, m: Arc<Member>, id: String, stop: CancellationT
             Ok(h) => h,
             Err(_) => {
                 absent_since = None;
+                unsure = true;
                 continue;
             }
         };
         match holder {
             Some(h) if h.node == m.cfg.node_id => break,
             Some(_) => {
-                seen_holder = true;
+                unsure = false;
                 absent_since = None;
             }
             None => {
                 let since = *absent_since.get_or_insert_with(Instant::now);
                 let handed = copy.ended.load(Relaxed);
-                if !(seen_holder && (handed || since.elapsed() >= CONFIRM)) {
+                let confirm = if unsure { LEASE_TTL + CONFIRM } else { CONFIRM };
+                if !(handed || since.elapsed() >= confirm) {
                     continue;
                 }
                 match wait(redis.leases.acquire(&id, &m.cfg.node_id)).await {
@@ -333,6 +337,15 @@ async fn stand_by(app: AppState, m: Arc<Member>, id: String, stop: CancellationT
     copy_stop.cancel();
     let _ = copier.await;
     m.failover.standing.lock().remove(&id);
+}
+
+/// Counts a standby while it stands by.
+struct Gauge(Arc<Member>);
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        self.0.metrics.cluster_standing.fetch_sub(1, Relaxed);
+    }
 }
 
 /// Brings space `id` up here, at lease `epoch`, from the shared state and this node's copies.
@@ -423,7 +436,7 @@ async fn take_over(app: &AppState, m: &Arc<Member>, leases: &Leases, id: &str, e
         };
         let _ = wait(redis.spaces.assert_owned(&me, &m.held, &[row])).await;
     }
-    m.failover.takeovers.fetch_add(1, Relaxed);
+    m.metrics.cluster_takeovers.fetch_add(1, Relaxed);
     tracing::warn!(space = %id, epoch, resumed = interrupted, ms = t0.elapsed().as_millis() as u64,
         "cluster: took the space over");
 }

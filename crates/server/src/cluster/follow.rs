@@ -400,6 +400,7 @@ pub async fn copy(
                         }
                         apply(&files, &r).map_err(|e| e.to_string())?;
                         state.records.fetch_add(1, Relaxed);
+                        m.metrics.cluster_copy_records.fetch_add(1, Relaxed);
                     }
                 }
             };

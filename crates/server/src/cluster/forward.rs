@@ -79,6 +79,9 @@ pub fn downstream(resp: reqwest::Response) -> Response {
     out
 }
 
+/// Longest wait for the head of the owner's answer.
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// Send `req` to `owner` and answer with its answer.
 pub async fn forward(app: &App, m: &Member, owner: &Owner, req: Request) -> Response {
     let client = client_of(app, &req);
@@ -100,8 +103,12 @@ pub async fn forward(app: &App, m: &Member, owner: &Owner, req: Request) -> Resp
         .request(parts.method.clone(), &url)
         .headers(upstream_headers(m, &parts.headers, client))
         .body(body)
-        .send()
-        .await;
+        .send();
+    // An owner that accepts connections but does not answer (frozen, say) is as good as gone.
+    let sent = match tokio::time::timeout(ANSWER_WAIT, sent).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", ANSWER_WAIT.as_secs())),
+    };
     match sent {
         Ok(resp) => downstream(resp),
         Err(e) => {
