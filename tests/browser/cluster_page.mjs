@@ -10,7 +10,10 @@
 //      on the host's page (events through n1's mirror), the host approves, the guest joins the
 //      stage through n2; each hears the other (mix-minus) and not itself;
 //   3. a listener opens the page through an nginx edge (deploy/nginx/edge.conf) whose upstreams
-//      are all three nodes, presses Play and hears both.
+//      are all three nodes, presses Play and hears both;
+//   4. the owner (n3) is killed (SIGKILL): a standby takes the space over, the guest's page
+//      publishes again by itself (a new peer connection, connected, on the new owner) and the
+//      listener through the edge hears the guest again.
 // Everything started is stopped on every path; the run is bounded by DEADLINE_MS.
 //
 // Environment: TRIBUNE_BIN, CHROMIUM_BIN, DEADLINE_MS (default 240000), VERBOSE=1.
@@ -44,14 +47,16 @@ async function main() {
     });
   }, 15000);
   const nodes = [];
+  const procs = [];
   for (const i of [1, 2, 3]) {
     const port = await freePort();
     const listen = `127.0.0.1:${port}`;
-    const { base } = await startServer({
+    const { base, srv } = await startServer({
       adminKey: ADMIN, prefix: `tribune-cluster-page-n${i}-`, listen, name: `n${i}`,
       extraArgs: ['--redis', `redis://127.0.0.1:${redisPort}`, '--node-id', `n${i}`, '--public-url', `http://${listen}`, '--jwt-secret', SECRET],
     });
     nodes.push(base);
+    procs.push(srv);
   }
   const [n1, n2, n3] = nodes;
   await until('the three nodes know each other', async () => {
@@ -126,6 +131,30 @@ async function main() {
     return u.length === 3 && u;
   }, 20000);
   log(`listener through the edge (origin requests went to ${used.join(', ')}) hears both`);
+
+  // 4. The owner (n3) is killed: its hot standby takes the space over; the guest's page
+  //    publishes again by itself, and the listener through the edge hears the guest again.
+  const before = await guest.evaluate(() => { window.tribune.oldPc = window.tribune.pc; return !!window.tribune.pc; });
+  if (!before) throw new Error('the guest has no peer connection before the kill');
+  procs[2].child.kill('SIGKILL');
+  await procs[2].exitP;
+  const heir = await until('a standby took the space over', async () => {
+    for (const b of [n1, n2]) {
+      const r = await fetch(`${b}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } }).catch(() => null);
+      const text = r ? await r.text() : '';
+      if (/^tribune_cluster_takeovers_total 1$/m.test(text)) return b;
+    }
+    return false;
+  }, 40000);
+  log(`owner n3 killed; ${heir} took the space over`);
+  await until('the guest published again (a new connection, connected)', async () =>
+    guest.evaluate(() => !!window.tribune.pc && window.tribune.pc !== window.tribune.oldPc && window.tribune.pc.connectionState === 'connected'), 40000);
+  await until('both are on the stage of the new owner', async () => {
+    const r = await fetch(`${heir}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } }).catch(() => null);
+    return /^tribune_speakers 2$/m.test(r ? await r.text() : '');
+  }, 40000);
+  await waitTone(listener, { which: 'outputAnalyser', hz: 660, want: 'present', timeoutMs: 40000, label: 'the listener hears the guest again' });
+  log('the guest republished by itself; the listener through the edge hears the guest again');
   await Promise.all([hb.close(), gb.close(), lb.close()]);
   log('PASS');
 }
