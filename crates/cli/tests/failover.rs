@@ -318,7 +318,7 @@ async fn lose_the_owner(name: &str, loss: Loss) {
             stall.as_secs_f64(),
             hls_reports
                 .iter()
-                .map(|r| (r.parts, r.msn_gaps, r.error_count()))
+                .map(|r| (r.parts, r.msn_gaps, &r.errors))
                 .collect::<Vec<_>>()
         );
     }

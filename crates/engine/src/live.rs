@@ -245,6 +245,9 @@ pub fn spawn_pager(space_id: &str, p: Pager) -> std::io::Result<JoinHandle<()>> 
                     // Another node runs the space now: not another page, part or packet
                     // recorded, and no end of stream (the stream is not over, it moved).
                     stream.close();
+                    if let Some(h) = &hls {
+                        h.stop();
+                    }
                     return;
                 }
                 if let Ok(rec) = attach.try_recv() {

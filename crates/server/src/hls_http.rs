@@ -261,7 +261,7 @@ async fn wait_for(hls: &Hls, mut ready: impl FnMut() -> bool) -> bool {
         if ready() {
             return true;
         }
-        if hls.is_ended() {
+        if hls.is_ended() || hls.is_stopped() {
             return ready();
         }
         match tokio::time::timeout_at(deadline, rx.changed()).await {

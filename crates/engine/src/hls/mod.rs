@@ -157,6 +157,9 @@ pub struct Hls {
     /// The timed metadata of the parts ([`meta`]), fed by the space's housekeeping.
     meta: Mutex<meta::MetaTrack>,
     cfg: hls::Config,
+    /// No more parts will come from this process (ended, suspended, or the space moved to
+    /// another node): blocked requests are answered at once instead of at their bound.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 /// Where a request stands.
@@ -236,6 +239,7 @@ impl Hls {
             meta: Mutex::new(meta::MetaTrack::default()),
             cfg,
             clock,
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -467,7 +471,19 @@ impl Hls {
         for job in jobs {
             let _ = disk.send(job);
         }
+        self.stop();
+    }
+
+    /// No part will follow from this process: wakes every blocked request to be answered now.
+    pub fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Whether parts have stopped coming from this process ([`Hls::stop`]).
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the rendition has ended.
@@ -505,6 +521,12 @@ pub struct Packager {
 }
 
 impl Packager {
+    /// Parts stop here without ending or suspending the rendition (the space moved to another
+    /// node, which continues it from its copy): blocked requests are answered now.
+    pub fn stop(&self) {
+        self.hls.stop();
+    }
+
     /// The wall clock of its rendition.
     pub fn clock(&self) -> &crate::clock::Clock {
         &self.hls.clock
