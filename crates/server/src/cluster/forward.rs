@@ -80,7 +80,7 @@ pub fn downstream(resp: reqwest::Response) -> Response {
 }
 
 /// Longest wait for the head of the owner's answer.
-const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Send `req` to `owner` and answer with its answer.
 pub async fn forward(app: &App, m: &Member, owner: &Owner, req: Request) -> Response {

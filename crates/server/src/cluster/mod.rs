@@ -62,8 +62,9 @@ pub const NODE_TTL: Duration = Duration::from_secs(15);
 pub const RETRY_S: u64 = 2;
 /// How often an owner rewrites the summaries of its spaces that changed.
 const SUMMARY_EVERY: Duration = Duration::from_secs(1);
-/// How long a known owner is taken as current before it is looked up again.
-const OWNER_FRESH: Duration = Duration::from_secs(10);
+/// How long a known owner is taken as current before it is looked up again (a takeover moves
+/// a space: forwarders find the new owner within this).
+const OWNER_FRESH: Duration = Duration::from_secs(3);
 /// Frames waiting for Redis; beyond it they are dropped (and counted), never waited for.
 const OUTBOX: usize = 8192;
 /// Longest wait for one Redis answer on a request's path.
