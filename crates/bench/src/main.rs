@@ -15,6 +15,8 @@
 //! - `edge-latency`: what an nginx and a Varnish edge add to LL-HLS parts and blocking reloads.
 //! - `page-listeners`: what web-page listeners behind one Varnish edge cost the origin and the
 //!   edge, at several audience sizes.
+//! - `failover`: what listeners (Ogg, LL-HLS through an edge), speakers and the recording lose
+//!   when a space's owner in a three-node cluster is killed, over many rounds.
 //!
 //! The network benchmarks start real `tribune` processes on loopback and stop everything they
 //! started by themselves: every phase is bounded in time, and every child is killed on drop.
@@ -23,6 +25,7 @@
 mod cluster_events;
 mod edge_latency;
 mod events;
+mod failover;
 mod fanout;
 mod glass;
 mod hls_package;
@@ -77,6 +80,9 @@ enum Command {
     ClusterEvents(cluster_events::Args),
     /// Origin and edge cost of simulated web-page listeners behind one Varnish edge.
     PageListeners(page_listeners::Args),
+    /// A space's owner killed in a three-node cluster: takeover, speakers back, listeners' gaps,
+    /// the recording.
+    Failover(failover::Args),
 }
 
 fn main() -> ExitCode {
@@ -104,6 +110,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Glass(args) => runtime(2)?.block_on(glass::run(args)),
         Command::ClusterEvents(args) => runtime(2)?.block_on(cluster_events::run(args)),
         Command::EdgeLatency(args) => runtime(2)?.block_on(edge_latency::run(args)),
+        Command::Failover(args) => runtime(2)?.block_on(failover::run(args)),
         Command::UdpJunk(args) => runtime(1)?.block_on(udp_junk::run(args)),
         Command::PageListeners(args) => {
             runtime(args.client_threads)?.block_on(page_listeners::run(args))

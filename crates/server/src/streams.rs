@@ -271,6 +271,10 @@ pub fn live_body(stream: &Arc<LiveStream>, metrics: Arc<Metrics>) -> Option<Body
     });
     Some(Body::from_stream(body))
 }
+
+/// Longest a request for a just-ended space's recording waits for its last pages.
+const RECORDING_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `GET /spaces/{id}/recording.opus` — served from disk with `Range` support.
 #[utoipa::path(
     get,
@@ -303,7 +307,17 @@ pub async fn recording(
             HeaderValue::from_static("*"),
         ),
     ];
-    if space.lifecycle() != Lifecycle::Ended {
+    let mut complete = space.lifecycle() == Lifecycle::Ended;
+    if complete {
+        // Just ended: the recorder writes its last pages after the answer to `/end`; wait for
+        // them (bounded), so nobody, an edge least of all, keeps a cut file as the whole.
+        let until = tokio::time::Instant::now() + RECORDING_SETTLE;
+        while !space.media_stopped() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        complete = space.media_stopped();
+    }
+    if !complete {
         // Still growing: caches must not keep a stale length.
         headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
     }
