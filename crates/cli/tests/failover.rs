@@ -72,8 +72,9 @@ struct Seen {
 }
 
 /// nginx with `deploy/nginx/edge.conf`, its upstreams every node of `bases`.
-fn edge_over(bases: &[&str]) -> (Nginx, String) {
-    let prefix = temp_dir("failover-edge");
+fn edge_over(name: &str, bases: &[&str]) -> (Nginx, String) {
+    // One directory per scenario: the scenarios run at once in this process.
+    let prefix = temp_dir(&format!("{name}-edge"));
     let cache = prefix.join("cache");
     std::fs::create_dir_all(&cache).expect("cache dir");
     let servers: Vec<String> = bases
@@ -208,7 +209,7 @@ async fn lose_the_owner(name: &str, loss: Loss) {
     let until = Instant::now() + Duration::from_secs(45);
     let listener = reconnecting_listener(format!("{n3}/spaces/{id}/live.opus"), dir.clone(), until);
     // LL-HLS listeners through an edge whose upstreams are all three nodes.
-    let (mut edge, edge_base) = edge_over(&[&n1, &n2, &n3]);
+    let (mut edge, edge_base) = edge_over(name, &[&n1, &n2, &n3]);
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
     let hls = hls_listeners(
         format!("{edge_base}/spaces/{id}/hls/live.m3u8"),
