@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -152,21 +152,7 @@ fn start_nginx(args: &Args, origin: &str, dir: &Path) -> Result<(Guard, u16)> {
         .replace("@ORIGIN@", origin)
         .replace("@CACHE@", &cache.to_string_lossy())
         .replace("@PREFIX@", &dir.to_string_lossy());
-    let path = dir.join("edge.conf");
-    std::fs::write(&path, conf)?;
-    let child = Command::new(&args.nginx_bin)
-        .arg("-c")
-        .arg(&path)
-        .arg("-p")
-        .arg(dir)
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .args(["-g", "daemon off;"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", args.nginx_bin.display()))?;
+    let child = tribune_load::nginx::spawn(&args.nginx_bin, dir, &conf)?;
     Ok((Guard::new(child), port))
 }
 

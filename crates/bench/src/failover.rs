@@ -464,25 +464,7 @@ impl Edge {
             .replace("@PORT@", &format!("127.0.0.1:{port}"))
             .replace("@CACHE@", &cache.to_string_lossy())
             .replace("@PREFIX@", &dir.to_string_lossy());
-        ensure!(
-            !conf.contains('@'),
-            "a token left unsubstituted in edge.conf"
-        );
-        let path = dir.join("edge.conf");
-        std::fs::write(&path, conf)?;
-        let child = std::process::Command::new(&args.nginx_bin)
-            .arg("-c")
-            .arg(&path)
-            .arg("-p")
-            .arg(dir)
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", args.nginx_bin.display()))?;
+        let child = tribune_load::nginx::spawn(&args.nginx_bin, dir, &conf)?;
         Ok(Edge { child, port })
     }
 

@@ -22,6 +22,7 @@ pub mod flood;
 pub mod harness;
 pub mod hls_listener;
 pub mod net;
+pub mod nginx;
 pub mod ogg;
 pub mod ogg_listener;
 pub mod plan;
