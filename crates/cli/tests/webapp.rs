@@ -601,3 +601,118 @@ async fn public_snapshot_beacon_and_batched_reactions() {
     .await;
     assert_eq!(s, 409);
 }
+
+/// What the pages show about time and text: a scheduled space's `.ics` (RFC 5545, to the
+/// letter: CRLF, folded lines, escaped text, UTC times; its link built from the `Host` the
+/// client used, `https` only from a trusted proxy or the TLS listener), the start and end times
+/// a space carries (kept across a restart), and title limits that count what people see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendar_times_and_text_limits() {
+    let data = temp_dir("webapp-calendar");
+    let mut server = ServerProc::start_in(data.clone(), &[]);
+    let base = server.base.clone();
+    let starts_at = 1_893_456_000u64; // 2030-01-01T00:00:00Z
+    let (s, v) = api(
+        "POST",
+        &format!("{base}/api/spaces"),
+        Some(ADMIN_KEY),
+        Some(
+            json!({"title": "New year, new show; live", "description": "Line one\nLine two",
+            "starts_at": starts_at}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert!(v["started_at"].is_null() && v["ended_at"].is_null(), "{v}");
+
+    let ics_url = format!("{base}/spaces/{id}/calendar.ics");
+    let r = get(
+        &ics_url,
+        &[("host", "rooms.example"), ("x-forwarded-proto", "https")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-type"), "text/calendar; charset=utf-8");
+    assert_eq!(header(&r, "cache-control"), "public, max-age=60");
+    assert!(header(&r, "content-disposition").contains(&format!("{id}.ics")));
+    let body = r.text().await.unwrap();
+    for line in body.split("\r\n") {
+        assert!(line.len() <= 75, "line of {} octets: {line:?}", line.len());
+        assert!(!line.contains('\n'), "bare LF in {line:?}");
+    }
+    let lines = tribune_engine::calendar::unfold(&body);
+    let prop = |n: &str| tribune_engine::calendar::property(&lines, n, 0).map(str::to_owned);
+    assert_eq!(prop("DTSTART").as_deref(), Some("20300101T000000Z"));
+    assert_eq!(prop("DTEND").as_deref(), Some("20300101T010000Z"));
+    assert_eq!(
+        prop("SUMMARY").as_deref(),
+        Some("New year\\, new show\\; live")
+    );
+    // The peer (loopback) is not a trusted proxy here: its X-Forwarded-Proto is not believed.
+    assert_eq!(
+        prop("URL"),
+        Some(format!("http://rooms.example/spaces/{id}"))
+    );
+
+    // Live, then ended: the times are on the space, and survive a restart.
+    let (s, _) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/start"),
+        Some(ADMIN_KEY),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = api(
+        "POST",
+        &format!("{base}/api/spaces/{id}/end"),
+        Some(ADMIN_KEY),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, v) = api("GET", &format!("{base}/api/spaces/{id}"), None, None).await;
+    let started = v["started_at"].as_u64().expect("started_at");
+    let ended = v["ended_at"].as_u64().expect("ended_at");
+    assert!(started <= ended, "{v}");
+    let (_, snap) = api(
+        "GET",
+        &format!("{base}/spaces/{id}/snapshot.json"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(snap["started_at"], v["started_at"]);
+    assert_eq!(
+        snap["urls"]["calendar"],
+        format!("/spaces/{id}/calendar.ics")
+    );
+    drop(server);
+    server = ServerProc::start_in(data, &[]);
+    let base = server.base.clone();
+    let (_, again) = api("GET", &format!("{base}/api/spaces/{id}"), None, None).await;
+    assert_eq!(again["started_at"].as_u64(), Some(started), "{again}");
+    assert_eq!(again["ended_at"].as_u64(), Some(ended), "{again}");
+
+    // Twenty family emoji are twenty characters; 121 accented letters are too many.
+    let family = "👨\u{200d}👩\u{200d}👧\u{200d}👦".repeat(20);
+    let (s, v) = api(
+        "POST",
+        &format!("{base}/api/spaces"),
+        Some(ADMIN_KEY),
+        Some(json!({"title": family})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["title"], family);
+    let (s, v) = api(
+        "POST",
+        &format!("{base}/api/spaces"),
+        Some(ADMIN_KEY),
+        Some(json!({"title": "é".repeat(121)})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["message"], "title is longer than 120 characters");
+}

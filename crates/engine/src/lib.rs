@@ -15,6 +15,7 @@
 //! - [`clock`]: the one wall clock; [`gzip`], [`priority`]: helpers.
 
 pub mod batch;
+pub mod calendar;
 pub mod clock;
 pub mod config;
 pub mod durable;

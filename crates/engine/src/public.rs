@@ -80,6 +80,8 @@ pub fn snapshot_json(space: &Space) -> Value {
     m.insert("description".into(), json!(space.description));
     m.insert("created_at".into(), json!(space.created_at));
     m.insert("starts_at".into(), json!(space.starts_at));
+    m.insert("started_at".into(), json!(space.started_at()));
+    m.insert("ended_at".into(), json!(space.ended_at()));
     m.extend(live_state(space));
     m.insert(
         "urls".into(),
@@ -88,6 +90,7 @@ pub fn snapshot_json(space: &Space) -> Value {
             "hls": format!("/spaces/{id}/hls/index.m3u8"),
             "recording": format!("/spaces/{id}/recording.opus"),
             "replay": format!("/spaces/{id}/replay"),
+            "calendar": format!("/spaces/{id}/calendar.ics"),
             "whip": format!("/api/spaces/{id}/whip"),
             "events": format!("/api/spaces/{id}/events"),
             "beacon": format!("/api/spaces/{id}/beacon"),

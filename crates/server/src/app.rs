@@ -210,6 +210,7 @@ route_table! {
     GET "/app/{file}" => web::asset,
     GET "/app/{build}/{file}" => web::versioned_asset,
     GET "/spaces/{id}/snapshot.json" => crate::public::snapshot,
+    GET "/spaces/{id}/calendar.ics" => crate::public::calendar,
     GET "/spaces/{id}/live.opus" => streams::live,
     GET "/spaces/{id}/recording.opus" => streams::recording,
     GET "/spaces/{id}/hls/index.m3u8" => hls_http::index,
@@ -514,7 +515,7 @@ impl Server {
             let tls = tribune_net::tls::spawn(tcp, config, metrics.clone(), limits.clone())?;
             tasks.spawn(tribune_net::serve::serve(
                 tls,
-                router,
+                router.layer(axum::Extension(crate::public::Secure)),
                 http.clone(),
                 metrics.clone(),
                 stop.clone().cancelled_owned(),

@@ -54,6 +54,7 @@ use crate::{api, events_http, hls_http, streams, web, whip};
         whip::patch,
         whip_session_get,
         crate::public::snapshot,
+        crate::public::calendar,
         streams::live,
         streams::recording,
         hls_http::index,

@@ -116,3 +116,119 @@ pub async fn beacon(
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// Marks a request that came in on the HTTPS listener (`--tls-listen`): the server adds it, a
+/// client cannot, so links the server writes (the calendar's) name `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secure;
+
+/// The origin a client reached this server at, for absolute links: `--public-url` in a
+/// cluster; else the request's `Host` with `https` when it came in over TLS, or from a trusted
+/// proxy that says `X-Forwarded-Proto: https`. A missing or malformed `Host` gives
+/// `http://localhost`.
+pub fn origin(
+    app: &AppState,
+    headers: &HeaderMap,
+    peer: std::net::SocketAddr,
+    secure: bool,
+) -> String {
+    if let Some(m) = &app.cluster {
+        return m.cfg.public_url.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    let trusted = app
+        .cfg
+        .trusted_proxies
+        .iter()
+        .any(|t| t.to_canonical() == peer.ip().to_canonical());
+    let forwarded_https = trusted
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    let scheme = if secure || forwarded_https {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}")
+}
+
+/// `GET /spaces/{id}/calendar.ics`: the space as an iCalendar event (RFC 5545) to add to a
+/// calendar: its start (scheduled, or when it went live), its end (when it ended, else an hour
+/// later), title, description, link, and a reminder ten minutes before.
+#[utoipa::path(
+    get,
+    path = "/spaces/{id}/calendar.ics",
+    tag = "spaces",
+    params(("id" = String, Path, description = "Space id")),
+    responses(
+        (status = 200, description = "A VCALENDAR with one VEVENT; `public, max-age=60`",
+            content_type = "text/calendar"),
+        (status = 404, description = "No such space", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub async fn calendar(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    secure: Option<axum::Extension<Secure>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let space = find_space(&app, &id)?;
+    let origin = origin(&app, &headers, peer, secure.is_some());
+    let url = format!("{origin}/spaces/{}", space.id);
+    let domain = origin
+        .split_once("://")
+        .map_or("localhost", |(_, h)| h)
+        .split(':')
+        .next()
+        .unwrap_or("localhost")
+        .to_owned();
+    // The planned start while it is to come or on; the real one once it has ended.
+    let start = match space.ended_at() {
+        Some(_) => space.started_at().or(space.starts_at),
+        None => space.starts_at.or(space.started_at()),
+    }
+    .unwrap_or(space.created_at);
+    let end = space
+        .ended_at()
+        .unwrap_or(start + tribune_engine::calendar::DEFAULT_LENGTH_S);
+    let body = tribune_engine::calendar::ics(&tribune_engine::calendar::Event {
+        id: &space.id,
+        title: &space.title,
+        description: &space.description,
+        created_at: space.created_at,
+        start,
+        end,
+        url: &url,
+        domain: &domain,
+    });
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/calendar; charset=utf-8".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}.ics\"", space.id),
+            ),
+            (
+                axum::http::header::CACHE_CONTROL,
+                "public, max-age=60".to_owned(),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

@@ -34,6 +34,9 @@ impl Space {
             metrics,
             store,
         )?;
+        if lifecycle == Lifecycle::Live {
+            space.started_at.store(cfg.clock.now_s(), Relaxed);
+        }
         space.persist_record();
         if lifecycle == Lifecycle::Live {
             space.start_recording(false);
@@ -68,6 +71,8 @@ impl Space {
             metrics,
             store,
         )?;
+        space.started_at.store(r.started_at.unwrap_or(0), Relaxed);
+        space.ended_at.store(r.ended_at.unwrap_or(0), Relaxed);
         space.persist_record();
         Ok(space)
     }
@@ -207,6 +212,8 @@ impl Space {
             turned_away: Mutex::new(Default::default()),
             timeline: Mutex::new(Timeline::new()),
             rec_origin_ms: AtomicU64::new(0),
+            started_at: AtomicU64::new(0),
+            ended_at: AtomicU64::new(0),
             fence,
             continue_from: Mutex::new(None),
             ending,

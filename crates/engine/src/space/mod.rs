@@ -129,6 +129,9 @@ pub struct Space {
     timeline: Mutex<Timeline>,
     /// Unix ms at which recorded time 0 lies (recording start minus resumed duration).
     rec_origin_ms: AtomicU64,
+    /// Unix seconds the space first went live, and ended (0: not yet).
+    started_at: AtomicU64,
+    ended_at: AtomicU64,
     /// The owner's right to publish (a cluster's lease; open on one node).
     pub fence: Arc<crate::fence::Fence>,
     /// Set by a takeover before resuming: the Unix ms the earlier owner's recorded time 0 stood
@@ -159,6 +162,10 @@ pub struct Summary {
     pub state: Lifecycle,
     pub created_at: u64,
     pub starts_at: Option<u64>,
+    /// Unix seconds it first went live (a resumed space keeps its first start).
+    pub started_at: Option<u64>,
+    /// Unix seconds it ended.
+    pub ended_at: Option<u64>,
     pub host: Option<String>,
     pub speakers: Vec<SpeakerSummary>,
     pub listeners: u64,

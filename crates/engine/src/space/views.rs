@@ -59,6 +59,8 @@ impl Space {
             state,
             created_at: self.created_at,
             starts_at: self.starts_at,
+            started_at: self.started_at(),
+            ended_at: self.ended_at(),
             host,
             speakers,
             listeners: self.listener_count(),
@@ -169,8 +171,8 @@ impl Space {
             state: lifecycle_name(room.lifecycle()).to_owned(),
             starts_at: self.starts_at,
             created_at: self.created_at,
-            started_at: None,
-            ended_at: None,
+            started_at: self.started_at(),
+            ended_at: self.ended_at(),
             room: serde_json::to_string(&room.durable()).unwrap_or_default(),
             serial: self.serial,
             recording: None,
@@ -193,7 +195,24 @@ impl Space {
         self.persist_room();
         let id = self.id.clone();
         let at = self.cfg.clock.now_s();
+        match state {
+            "live" => {
+                let _ = self.started_at.compare_exchange(0, at, Relaxed, Relaxed);
+            }
+            "ended" => self.ended_at.store(at, Relaxed),
+            _ => {}
+        }
         self.store.run(move |s| s.set_state(&id, state, at));
+    }
+
+    /// Unix seconds the space first went live, if it has.
+    pub fn started_at(&self) -> Option<u64> {
+        Some(self.started_at.load(Relaxed)).filter(|&t| t > 0)
+    }
+
+    /// Unix seconds the space ended, if it has.
+    pub fn ended_at(&self) -> Option<u64> {
+        Some(self.ended_at.load(Relaxed)).filter(|&t| t > 0)
     }
 
     pub(super) fn persist_timeline(&self, segs: Vec<tribune_room::Segment>) {

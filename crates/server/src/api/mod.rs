@@ -38,12 +38,15 @@ pub use spaces::*;
 pub use stage::*;
 pub use tokens::*;
 
-/// Longest display name, in characters.
+/// Longest display name, in characters as people see them (extended grapheme clusters).
 pub const MAX_NAME: usize = 64;
-/// Longest title, in characters.
+/// Longest title, in characters as people see them.
 pub const MAX_TITLE: usize = 120;
-/// Longest description, in characters.
+/// Longest description, in characters as people see them.
 pub const MAX_DESCRIPTION: usize = 2000;
+/// Bytes per character a text may use on average: a family emoji (seven code points, 25
+/// bytes) is one character, but a field cannot grow without bound by stacking marks.
+pub const MAX_BYTES_PER_CHAR: usize = 32;
 
 /// Who is calling, from the `Authorization: Bearer …` header (or `?token=`).
 pub enum Caller {
@@ -133,10 +136,13 @@ pub fn find_space(app: &AppState, id: &str) -> ApiResult<Arc<Space>> {
         .ok_or_else(|| ApiError::not_found("space"))
 }
 
-/// Validate user text: trimmed, at most `max` characters, no control characters.
+/// Validate user text: trimmed, at most `max` characters as people see them (extended
+/// grapheme clusters, UAX #29, so 20 family emoji are 20) and `max` × [`MAX_BYTES_PER_CHAR`]
+/// bytes, no control characters.
 pub fn clean_text(field: &str, s: &str, max: usize) -> ApiResult<String> {
+    use unicode_segmentation::UnicodeSegmentation as _;
     let s = s.trim();
-    if s.chars().count() > max {
+    if s.len() > max * MAX_BYTES_PER_CHAR || s.graphemes(true).count() > max {
         return Err(ApiError::bad_request(format!(
             "{field} is longer than {max} characters"
         )));
@@ -199,5 +205,33 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned + Default>(body: OptJson)
         Some(v) => serde_json::from_value(v)
             .map_err(|e| ApiError::bad_request(format!("invalid body: {e}"))),
         None => Ok(T::default()),
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn limits_count_what_people_see() {
+        let family = "👨‍👩‍👧‍👦";
+        assert_eq!(family.chars().count(), 7);
+        let title = family.repeat(20);
+        assert_eq!(clean_text("title", &title, MAX_TITLE).ok(), Some(title));
+        let long = "é".repeat(MAX_TITLE + 1);
+        let e = clean_text("title", &long, MAX_TITLE).unwrap_err();
+        assert!(
+            e.message.contains("longer than 120 characters"),
+            "{}",
+            e.message
+        );
+        // "e" with 200 combining marks is one grapheme, but not a free pass for bytes.
+        let stacked = format!("e{}", "\u{301}".repeat(2000));
+        assert!(clean_text("name", &stacked, MAX_NAME).is_err());
+        assert!(clean_text("name", "a\u{7}b", MAX_NAME).is_err());
+        assert_eq!(
+            clean_text("name", "  Ana  ", MAX_NAME).ok().as_deref(),
+            Some("Ana")
+        );
     }
 }
