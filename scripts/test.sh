@@ -13,6 +13,8 @@ cargo test --workspace
 node tests/web/retry.mjs
 # The listener page's pure parts: in-band merge, ID3 reader, count sampling, reaction batches.
 node tests/web/public.mjs
+# The replay page's pure parts: a moment in a shared link (?t=), chapters from the timeline.
+node tests/web/moments.mjs
 # A real browser (headless Chromium + hls.js, MSE, low-latency mode) plays a space's LL-HLS.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 TRIBUNE_BIN=$PWD/target/debug/tribune node tests/browser/hls_browser.mjs
@@ -21,6 +23,11 @@ TRIBUNE_BIN=$PWD/target/debug/tribune node tests/browser/ogg_audio.mjs
 # The web app end to end: host, guest and listener in three headless Chromium processes with fake
 # microphones, in a private network namespace (screenshots in target/browser-artifacts/webapp).
 TRIBUNE_BIN=$PWD/target/debug/tribune tests/browser/run_webapp.sh
+# The web app state by state (scheduled, live, interrupted, ended, replay; listener and host)
+# at 1280×800 and 390×844 with the longest unbroken text the server takes: no page wider than
+# its viewport, exactly the controls each state should show, axe-core, the links (copy, host,
+# speaker), the .ics (Python icalendar), the reminder (screenshots in target/browser-artifacts/states).
+TRIBUNE_BIN=$PWD/target/debug/tribune tests/browser/run_states.sh
 # The listener page through real nginx and Varnish edges: no join, event stream or presence
 # reaches the origin until the listener raises a hand (private network namespace).
 TRIBUNE_BIN=$PWD/target/debug/tribune tests/browser/run_edge_page.sh

@@ -145,10 +145,12 @@ export function startChild(name, args, { bin = TRIBUNE_BIN } = {}) {
  * Starts `tribune serve` on loopback (ports chosen by the OS) with a fresh data dir and the
  * operator key `adminKey`; `extraArgs` are appended. Resolves to `{ base, srv, dataDir }` once
  * the first stdout line, "tribune listening on http://ADDR (media on udp ADDR)", arrived.
+ * Given `dataDir` (a restart), that directory is used and left in place.
  */
-export async function startServer({ adminKey = 'browser-test-operator-key', prefix = 'tribune-browser-', extraArgs = [], listen = '127.0.0.1:0', name = 'serve' } = {}) {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  onCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
+export async function startServer({ adminKey = 'browser-test-operator-key', prefix = 'tribune-browser-', extraArgs = [], listen = '127.0.0.1:0', name = 'serve', dataDir: given = null } = {}) {
+  // `dataDir`: an existing one (a restart), removed by whoever made it.
+  const dataDir = given ?? mkdtempSync(path.join(os.tmpdir(), prefix));
+  if (!given) onCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
   const srv = startChild(name, [
     'serve', '--listen', listen, '--udp', '127.0.0.1:0',
     '--admin-key', adminKey, '--data-dir', dataDir, '--log', 'info', ...extraArgs,

@@ -127,6 +127,8 @@ async fn pages_and_assets() {
         "player.js",
         "stage.js",
         "host.js",
+        "view.js",
+        "moments.js",
         "replay.js",
         "public.js",
         "hls.light.min.mjs",

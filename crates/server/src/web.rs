@@ -55,6 +55,8 @@ assets! {
     "player.js" "text/javascript; charset=utf-8" "player.js",
     "stage.js" "text/javascript; charset=utf-8" "stage.js",
     "host.js" "text/javascript; charset=utf-8" "host.js",
+    "view.js" "text/javascript; charset=utf-8" "view.js",
+    "moments.js" "text/javascript; charset=utf-8" "moments.js",
     "replay.js" "text/javascript; charset=utf-8" "replay.js",
     "pow.js" "text/javascript; charset=utf-8" "pow.js",
     "public.js" "text/javascript; charset=utf-8" "public.js",

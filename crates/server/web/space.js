@@ -14,21 +14,18 @@
 // joins (a listener token) at the first interaction: a name typed, a hand raised, a reaction.
 // Only hosts, co-hosts, speakers, the invited and anyone with a raised hand hold an event
 // stream (its `snapshot`, then changes), which then drives the page.
-// Lists that change rarely are rebuilt (keyboard focus is kept by `data-key`); the speaking
-// indicators, updated four times a second, only flip attributes.
+// What each state shows is view.js's; the host's part is host.js's. A scheduled space counts
+// down, offers its calendar file and a reminder (a notification where granted, and the audio
+// starting by itself) when it goes live or its time comes.
 
 import { api, retrying, loadSession, saveSession, sessionFromToken, loadName, saveName } from './api.js';
-import { h, replace, announce, formatStart, relativeStart, count, ROLE_LABEL, backoff, initials } from './ui.js';
-import { LivePlayer, levelDb, audioContext } from './player.js';
+import { h, replace, announce, backoff } from './ui.js';
+import { LivePlayer, audioContext } from './player.js';
 import { applyMeta, snapshotUrl, viewerId, Beacon, ReactionBatch } from './public.js';
 import { StagePublisher } from './stage.js';
 import { hostMethods } from './host.js';
+import { viewMethods } from './view.js';
 
-/** Must match the server's allow-list (crates/room/src/reactions.rs). */
-const EMOJI = ['👏', '❤️', '😂', '🔥', '💯', '🙌', '😮', '👍', '👎', '😢', '🎉', '✋'];
-const MAIN_EMOJI = 6;
-/** A speaker counts as speaking above this level (as the server's timeline does). */
-const SPEAKING_DBFS = -45;
 const BEACON_MS = 45000;
 const AUDIENCE_POLL_MS = 5000;
 /** No in-band metadata for this long: poll the public snapshot instead. */
@@ -81,6 +78,12 @@ class SpacePage {
 
   async init() {
     this.takeTokenFromLink();
+    const q = new URLSearchParams(location.search);
+    if (q.has('created')) {
+      this.justCreated = true;
+      history.replaceState(null, '', location.pathname);
+    }
+    this.reminder = loadReminder(this.id);
     let snap;
     try {
       snap = await retrying(() => api('GET', snapshotUrl(this.id)), {
@@ -92,7 +95,10 @@ class SpacePage {
         h('p', { class: 'error' }, e.message), h('p', {}, h('a', { href: '/' }, 'See the spaces')));
       return;
     }
-    this.summary = { title: snap.title, description: snap.description, starts_at: snap.starts_at, whip_url: snap.urls.whip };
+    this.summary = {
+      title: snap.title, description: snap.description, starts_at: snap.starts_at,
+      started_at: snap.started_at, ended_at: snap.ended_at, whip_url: snap.urls.whip,
+    };
     this.urls = snap.urls;
     this.pollS = snap.poll_s || 5;
     this.lastPoll = performance.now();
@@ -153,7 +159,7 @@ class SpacePage {
       this.afterStageChange();
       this.renderSpeaking();
       this.renderCounts();
-      this.renderHeader();
+      if (state.stage || 'host' in state) this.renderHeader();
     }
     this.syncEvents();
   }
@@ -287,7 +293,54 @@ class SpacePage {
         this.renewing = false;
       }
     }
-    if (this.room.lifecycle === 'scheduled' && this.summary.starts_at) this.renderHeader();
+    if (this.room.lifecycle === 'scheduled' && this.summary.starts_at) {
+      this.renderCountdown();
+      if (this.summary.starts_at * 1000 <= Date.now()) this.remind('starts now');
+    }
+  }
+
+  /** Arms (or disarms) the reminder: asked from a click, which also unlocks the audio. */
+  async setReminder(on) {
+    this.reminder = on;
+    saveReminder(this.id, on);
+    if (on) {
+      this.wantPlay = true;
+      audioContext();
+      if ('Notification' in window && Notification.permission === 'default') {
+        try {
+          await Notification.requestPermission();
+        } catch {
+          // refused or unsupported: the page itself reminds
+        }
+      }
+      announce('We will remind you when it starts.');
+    } else {
+      this.wantPlay = false;
+      announce('Reminder off.');
+    }
+    this.renderSchedule();
+    this.publishState();
+  }
+
+  /** The reminder, once: a notification where granted, and the page's own announcement. */
+  remind(why) {
+    if (!this.reminder || this.reminded) return;
+    this.reminded = true;
+    const title = this.summary.title;
+    const body = why === 'live' ? 'It is live now: tap to listen.' : 'It is about to start.';
+    announce(`${title}: ${body}`);
+    if ('Notification' in window && Notification.permission === 'granted') {
+      try {
+        const n = new Notification(title, { body, tag: `tribune-${this.id}`, icon: '/app/icon.svg' });
+        n.onclick = () => {
+          window.focus();
+          n.close();
+        };
+      } catch {
+        // a browser that wants notifications from a service worker only: the page said it
+      }
+    }
+    window.tribune.reminded = why;
   }
 
   /** Participants holding an event stream stay counted (anonymous pages use public.js's). */
@@ -487,7 +540,8 @@ class SpacePage {
       this.beaconer?.stop();
       if (!quiet) announce('This space has ended.');
     } else if (lifecycle === 'live' && before === 'scheduled' && !quiet) {
-      announce('The space is live.');
+      if (this.reminder) this.remind('live');
+      else announce('The space is live.');
     }
     this.render();
   }
@@ -536,14 +590,6 @@ class SpacePage {
     this.renderReactionTotals();
   }
 
-  float(emoji) {
-    const layer = this.els.floats;
-    if (!layer || matchMedia('(prefers-reduced-motion: reduce)').matches) return;
-    const f = h('span', { class: 'float', style: `left:${10 + Math.random() * 80}%` }, emoji);
-    layer.append(f);
-    setTimeout(() => f.remove(), 2500);
-  }
-
   // ---------------------------------------------------------------------------------------
   // Who am I
 
@@ -564,6 +610,12 @@ class SpacePage {
     return this.myStageEntry()?.role ?? 'listener';
   }
 
+  /** This visitor's token says speaker or co-host (a speaker link), whatever the stage says. */
+  hasStageToken() {
+    const r = this.session?.role;
+    return r === 'speaker' || r === 'cohost';
+  }
+
   isModerator() {
     const r = this.myRole();
     return r === 'host' || r === 'cohost';
@@ -571,8 +623,11 @@ class SpacePage {
 
   publishState() {
     window.tribune.state = {
+      page: 'space',
       sub: this.me(),
       role: this.myRole(),
+      tokenRole: this.session?.role ?? null,
+      reminder: !!this.reminder,
       lifecycle: this.room.lifecycle,
       onStage: !!this.myStageEntry(),
       connected: this.stageState === 'connected',
@@ -776,254 +831,23 @@ class SpacePage {
       // next poll
     }
   }
-
-  // ---------------------------------------------------------------------------------------
-  // Rendering
-
-  build() {
-    const volume = h('input', { id: 'volume', type: 'range', min: 0, max: 100, value: 100, 'aria-label': 'Volume' });
-    volume.addEventListener('input', () => this.player?.setVolume(Number(volume.value) / 100));
-    this.els = {
-      header: h('div', { class: 'space-header' }),
-      notice: h('div', { class: 'notice', role: 'status', 'aria-live': 'polite' }),
-      stage: h('ul', { class: 'stage', 'aria-label': 'Stage' }),
-      play: h('button', { id: 'play', type: 'button', class: 'primary play', onclick: () => (this.wantPlay ? this.pause() : this.play()) }, 'Play'),
-      playerStatus: h('span', { class: 'player-status', 'aria-live': 'polite' }),
-      meter: h('meter', { class: 'meter', min: -60, max: 0, value: -60, 'aria-label': 'Audio level' }),
-      volume,
-      participation: h('div', { class: 'participation' }),
-      reactions: h('div', { class: 'reactions' }),
-      totals: h('ul', { class: 'reaction-totals', 'aria-label': 'Reactions' }),
-      floats: h('div', { class: 'floats', 'aria-hidden': 'true' }),
-      host: h('section', { class: 'host-panel', 'aria-labelledby': 'host-h', hidden: true }),
-      hands: h('ul', { class: 'people', 'aria-label': 'Requests to speak' }),
-      audience: h('ul', { class: 'people', 'aria-label': 'Audience' }),
-    };
-    const e = this.els;
-    replace(this.main,
-      e.header,
-      e.notice,
-      h('section', { class: 'card stage-card', 'aria-labelledby': 'stage-h' },
-        h('h2', { id: 'stage-h' }, 'On stage'), e.stage),
-      h('section', { class: 'card listen', 'aria-labelledby': 'listen-h' },
-        h('h2', { id: 'listen-h' }, 'Listen'),
-        h('div', { class: 'player-row' }, e.play,
-          h('label', { for: 'volume', class: 'volume' }, 'Volume', volume),
-          e.meter),
-        e.playerStatus),
-      h('section', { class: 'card take-part', 'aria-labelledby': 'part-h' },
-        h('h2', { id: 'part-h' }, 'Take part'), e.participation),
-      h('section', { class: 'card react', 'aria-labelledby': 'react-h' },
-        h('h2', { id: 'react-h' }, 'React'), e.reactions, e.totals, e.floats),
-      e.host);
-    replace(e.reactions,
-      EMOJI.slice(0, MAIN_EMOJI).map((em) => this.reactionButton(em)),
-      h('details', { class: 'more-reactions' }, h('summary', {}, 'More reactions'),
-        EMOJI.slice(MAIN_EMOJI).map((em) => this.reactionButton(em))));
-    this.meterTimer = setInterval(() => {
-      const a = this.player?.analyser;
-      e.meter.value = a && this.player.wanted ? Math.max(-60, levelDb(a)) : -60;
-    }, 150);
-  }
-
-  reactionButton(emoji) {
-    return h('button', { type: 'button', class: 'emoji', 'aria-label': `React ${emoji}`, onclick: () => this.react(emoji) }, emoji);
-  }
-
-  render() {
-    this.renderHeader();
-    this.renderStage();
-    this.renderPlayer();
-    this.renderParticipation();
-    this.renderReactionTotals();
-    this.renderHost();
-    this.publishState();
-  }
-
-  afterStageChange() {
-    this.renderStage();
-    this.renderParticipation();
-    this.renderHost();
-    this.publishState();
-  }
-
-  renderHeader() {
-    const s = this.summary;
-    const lc = this.room.lifecycle;
-    const hostEntry = this.room.stage.find((p) => p.sub === this.room.host);
-    replace(this.els.header,
-      h('h1', {}, s.title),
-      s.description ? h('p', { class: 'description' }, s.description) : null,
-      h('p', { class: 'status-line' },
-        h('span', { id: 'lifecycle', class: `badge ${lc}` }, lc), ' ',
-        lc === 'scheduled' && s.starts_at
-          ? h('span', {}, 'Starts ', h('time', { datetime: new Date(s.starts_at * 1000).toISOString() }, formatStart(s.starts_at)), ` (${relativeStart(s.starts_at)}) `)
-          : null,
-        h('span', { class: 'listeners' }, h('span', { id: 'listener-count' }, String(this.listeners)), ' listening'),
-        hostEntry ? h('span', { class: 'muted' }, ` · hosted by ${hostEntry.name}`) : null,
-        h('span', { class: 'conn', id: 'conn' })));
-    if (lc === 'ended') {
-      replace(this.els.notice, h('p', {}, 'This space has ended. ',
-        h('a', { href: `/spaces/${encodeURIComponent(this.id)}/replay` }, 'Listen to the replay')));
-    } else if (lc === 'interrupted') {
-      replace(this.els.notice, h('p', {}, 'The server restarted: the space continues when the host resumes it.'));
-    } else if (this.kicked) {
-      replace(this.els.notice, h('p', { class: 'error' }, `You were ${this.kicked} this space.`));
-    } else {
-      replace(this.els.notice);
-    }
-  }
-
-  setConnection(ok, detail) {
-    const c = document.getElementById('conn');
-    if (c) c.textContent = ok ? '' : ` · reconnecting${detail ? ` (${detail})` : ''}…`;
-  }
-
-  renderCounts() {
-    const c = document.getElementById('listener-count');
-    if (c) c.textContent = String(this.listeners);
-    this.renderLoad();
-  }
-
-  renderStage() {
-    const me = this.me();
-    const mod = this.isModerator();
-    const items = this.room.stage.map((p) => {
-      const speaking = this.isSpeaking(p);
-      const status = [ROLE_LABEL[p.role] ?? p.role];
-      if (p.sub === me) status.push('you');
-      if (!p.connected) status.push('not connected');
-      if (p.host_muted) status.push('muted by host');
-      else if (p.muted) status.push('muted');
-      return h('li', {
-        class: 'person',
-        dataset: { sub: p.sub, connected: String(p.connected), muted: String(p.muted), speaking: String(speaking), role: p.role },
-      },
-      h('span', { class: 'avatar', 'aria-hidden': 'true' }, initials(p.name)),
-      h('span', { class: 'who' },
-        h('span', { class: 'name' }, p.name),
-        h('span', { class: 'role' }, status.join(' · ')),
-        h('span', { class: 'speaking-label visually-hidden' }, speaking ? 'speaking' : '')),
-      h('span', { class: 'mic', 'aria-hidden': 'true' }, p.muted ? '🔇' : '🎙️'),
-      mod && p.sub !== me ? this.moderationButtons(p) : null);
-    });
-    this.keepFocus(this.els.stage, () => replace(this.els.stage,
-      items.length ? items : h('li', { class: 'muted' }, 'Nobody is on stage yet.')));
-  }
-
-  /** Rebuilds a list but gives focus back to the control with the same `data-key`. */
-  keepFocus(container, rebuild) {
-    const key = container.contains(document.activeElement) ? document.activeElement.dataset?.key : null;
-    rebuild();
-    if (key) container.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
-  }
-
-  /** From the event stream's levels when it is open, else from the in-band `speaking`. */
-  isSpeaking(p) {
-    if (p.muted) return false;
-    if (this.es) return (this.levels.get(p.sub) ?? -100) > SPEAKING_DBFS;
-    return this.speaking.has(p.sub);
-  }
-
-  renderSpeaking() {
-    for (const li of this.els.stage.querySelectorAll('li[data-sub]')) {
-      const p = this.room.stage.find((x) => x.sub === li.dataset.sub);
-      const speaking = !!p && this.isSpeaking(p);
-      if (li.dataset.speaking !== String(speaking)) {
-        li.dataset.speaking = String(speaking);
-        const label = li.querySelector('.speaking-label');
-        if (label) label.textContent = speaking ? 'speaking' : '';
-      }
-    }
-  }
-
-  renderPlayer() {
-    const e = this.els;
-    if (!e.play) return;
-    const lc = this.room.lifecycle;
-    e.play.textContent = this.wantPlay ? 'Pause' : 'Play';
-    e.play.disabled = lc === 'ended';
-    const words = {
-      connecting: 'Connecting…',
-      playing: `Live${this.player?.mode === 'ogg' ? ' (Ogg stream)' : ''}`,
-      buffering: 'Buffering…',
-      reconnecting: `Reconnecting${this.playerDetail ? ` (${this.playerDetail})` : ''}…`,
-      error: this.playerDetail || 'Cannot play',
-      ended: 'The space has ended.',
-      stopped: '',
-    };
-    let text = words[this.playerState] ?? '';
-    if (this.wantPlay && lc === 'scheduled') text = 'Waiting for the space to start…';
-    if (this.publisher && !this.wantPlay) text = 'You hear the stage through your microphone connection.';
-    e.playerStatus.textContent = text;
-  }
-
-  renderParticipation() {
-    const e = this.els;
-    if (!e.participation) return;
-    const lc = this.room.lifecycle;
-    const me = this.me();
-    const role = this.myRole();
-    const mine = this.myStageEntry();
-    const parts = [];
-    if (lc === 'ended' || this.kicked) {
-      replace(e.participation, h('p', { class: 'muted' }, lc === 'ended' ? 'The space has ended.' : 'You are not in this space.'));
-      return;
-    }
-    const invited = this.room.invited.includes(me);
-    if (this.publisher) {
-      const muted = mine?.muted ?? this.publisher.muted;
-      const words = {
-        microphone: 'Asking for the microphone…',
-        connecting: 'Connecting your microphone…',
-        connected: muted ? (mine?.host_muted ? 'On stage — muted by the host.' : 'On stage — muted.') : 'On stage — you are live.',
-        reconnecting: 'Reconnecting your microphone…',
-      };
-      parts.push(h('p', { class: 'stage-status' }, words[this.stageState] ?? ''));
-      parts.push(h('div', { class: 'row' },
-        h('button', { type: 'button', class: muted ? 'primary' : '', 'data-key': 'self-mute', onclick: () => this.toggleMute() }, muted ? 'Unmute' : 'Mute'),
-        h('button', { type: 'button', 'data-key': 'leave', onclick: () => this.stopSpeaking(true) }, 'Leave stage')));
-    } else if (mine) {
-      parts.push(h('p', {}, role === 'host' ? 'You are the host.' : `You are a ${ROLE_LABEL[role].toLowerCase()}: join the stage to speak.`));
-      parts.push(h('div', { class: 'row' },
-        h('button', { type: 'button', class: 'primary', 'data-key': 'join', disabled: lc !== 'live', onclick: () => this.joinStage() }, 'Join stage'),
-        role !== 'host' ? h('button', { type: 'button', 'data-key': 'leave', onclick: () => this.stopSpeaking(true) }, 'Leave stage') : null));
-      if (lc !== 'live') parts.push(h('p', { class: 'muted' }, 'The stage opens when the space is live.'));
-    } else if (invited) {
-      parts.push(h('p', {}, 'You are invited to speak.'));
-      parts.push(h('div', { class: 'row' },
-        h('button', { type: 'button', class: 'primary', 'data-key': 'join', onclick: () => this.joinStage() }, 'Join stage'),
-        h('button', { type: 'button', 'data-key': 'decline-invite', onclick: () => this.declineInvite() }, 'Decline invite')));
-    } else {
-      const current = this.session?.name;
-      const name = h('input', { id: 'name', type: 'text', maxlength: 64, autocomplete: 'nickname', value: !current || current === 'Listener' ? loadName() : current });
-      e.name = name;
-      // A name typed is the name shown (to the host's audience list too), hand raised or not.
-      name.addEventListener('change', () => this.rename(name.value.trim()));
-      parts.push(h('div', { class: 'field' }, h('label', { for: 'name' }, 'Your name'), name));
-      parts.push(h('div', { class: 'row' }, this.handRaised
-        ? h('button', { type: 'button', 'data-key': 'hand', onclick: () => this.lowerHand() }, 'Withdraw hand')
-        : h('button', { type: 'button', class: 'primary', 'data-key': 'hand', disabled: lc !== 'live', onclick: () => this.raiseHand() }, 'Raise hand')));
-      if (this.handRaised) parts.push(h('p', { class: 'muted' }, 'Your hand is raised: the host will see your request.'));
-    }
-    const keep = document.activeElement?.id === 'name' ? { value: document.activeElement.value } : null;
-    this.keepFocus(e.participation, () => replace(e.participation, parts));
-    if (keep && e.name) {
-      e.name.value = keep.value;
-      e.name.focus();
-    }
-  }
-
-  renderReactionTotals() {
-    const t = this.els.totals;
-    if (!t) return;
-    const shown = new Map(this.serverTotals ?? []);
-    for (const [em, n] of this.ownReactions) if (n) shown.set(em, (shown.get(em) || 0) + n);
-    this.reactionTotals = shown;
-    replace(t, [...shown.entries()].map(([em, n]) =>
-      h('li', { 'data-emoji': em, 'aria-label': `${em} ${n}` }, em, ' ', h('span', { class: 'n' }, count(n)))));
-  }
-
 }
 
-Object.assign(SpacePage.prototype, hostMethods);
+Object.assign(SpacePage.prototype, viewMethods, hostMethods);
+
+function loadReminder(id) {
+  try {
+    return localStorage.getItem(`tribune.remind.${id}`) === '1';
+  } catch {
+    return false;
+  }
+}
+
+function saveReminder(id, on) {
+  try {
+    if (on) localStorage.setItem(`tribune.remind.${id}`, '1');
+    else localStorage.removeItem(`tribune.remind.${id}`);
+  } catch {
+    // storage refused: the reminder lasts as long as the page
+  }
+}

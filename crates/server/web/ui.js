@@ -47,14 +47,23 @@ export function announce(msg) {
   toastTimer = setTimeout(() => t.classList.remove('show'), 5000);
 }
 
-/** "Tue 3 Dec, 19:30" in the user's locale, from Unix seconds. */
+/** "Tue 3 Dec, 19:30 CET" in the user's locale and time zone, from Unix seconds. */
 export function formatStart(unixSeconds) {
   return new Date(unixSeconds * 1000).toLocaleString(undefined, {
-    weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit',
+    weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit', timeZoneName: 'short',
   });
 }
 
-/** "in 5 min", "in 2 h 10 min", "now" from Unix seconds. */
+/** The user's time zone, e.g. "Europe/Paris" (or "" when the browser does not say). */
+export function timeZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || '';
+  } catch {
+    return '';
+  }
+}
+
+/** "in 5 min", "in 2 h 10 min", "in 3 days" from Unix seconds; "any moment now" once due. */
 export function relativeStart(unixSeconds) {
   const s = Math.round(unixSeconds - Date.now() / 1000);
   if (s <= 0) return 'any moment now';
@@ -64,6 +73,115 @@ export function relativeStart(unixSeconds) {
   const hrs = Math.floor(m / 60);
   if (hrs < 48) return `in ${hrs} h ${m % 60} min`;
   return `in ${Math.round(hrs / 24)} days`;
+}
+
+/** A countdown to Unix seconds: "2 days 3 h 04 min", "1:02:03", "4:05"; null once due. */
+export function countdown(unixSeconds) {
+  const s = Math.floor(unixSeconds - Date.now() / 1000);
+  if (s <= 0) return null;
+  const d = Math.floor(s / 86400);
+  const hh = Math.floor((s % 86400) / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  const p = (n) => String(n).padStart(2, '0');
+  if (d) return `${d} day${d > 1 ? 's' : ''} ${hh} h ${p(mm)} min`;
+  return hh ? `${hh}:${p(mm)}:${p(s % 60)}` : `${mm}:${p(s % 60)}`;
+}
+
+/** "42 min", "1 h 05 min", "35 s" from seconds. */
+export function duration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m} min`;
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
+}
+
+/** Characters as people see them (extended grapheme clusters): 20 family emoji are 20. */
+export function graphemes(text) {
+  if (typeof Intl !== 'undefined' && Intl.Segmenter) {
+    let n = 0;
+    for (const _ of new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(text)) n++;
+    return n;
+  }
+  return [...text].length;
+}
+
+/** A stable colour for a participant (a hue from their id), dark enough for white initials. */
+export function avatarColor(sub) {
+  let hash = 2166136261;
+  for (const c of String(sub || '')) hash = Math.imul(hash ^ c.codePointAt(0), 16777619);
+  return `hsl(${(hash >>> 0) % 360} 50% 32%)`;
+}
+
+/** The avatar of a participant: initials on their colour. */
+export function avatar(name, sub, extra = null) {
+  return h('span', { class: 'avatar', 'aria-hidden': 'true', style: `background:${avatarColor(sub)}` }, initials(name), extra);
+}
+
+/**
+ * Copies `text` to the clipboard (the async API where allowed, else a selected text area);
+ * resolves to true when it worked. `window.tribune.copied` keeps the last text copied.
+ */
+export async function copyText(text) {
+  window.tribune = window.tribune || {};
+  window.tribune.copied = text;
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const t = h('textarea', { 'aria-hidden': 'true', readonly: true, style: 'position:fixed;top:0;left:0;opacity:0;width:1px;height:1px' });
+    t.value = text;
+    document.body.append(t);
+    t.select();
+    let ok = false;
+    try {
+      ok = document.execCommand('copy');
+    } catch {
+      ok = false;
+    }
+    t.remove();
+    return ok;
+  }
+}
+
+/** A "Copy link" button: copies `url()` (absolute) and says so. */
+export function copyButton(label, url, { cls = 'small', ariaLabel, control = 'copy-link' } = {}) {
+  return h('button', {
+    type: 'button', class: cls, 'data-control': control, 'aria-label': ariaLabel || null,
+    onclick: async () => {
+      const u = typeof url === 'function' ? url() : url;
+      announce((await copyText(u)) ? 'Link copied.' : `Copy this link: ${u}`);
+    },
+  }, label);
+}
+
+/**
+ * Asks to confirm in an in-page dialog (modal, focus trapped by the browser, Escape cancels).
+ * Resolves to true when `confirmLabel` is pressed.
+ */
+export function confirmDialog({ title, body, confirmLabel, danger = true }) {
+  return new Promise((resolve) => {
+    const ok = h('button', { type: 'button', class: danger ? 'danger solid' : 'primary', 'data-control': 'confirm' }, confirmLabel);
+    const cancel = h('button', { type: 'button', 'data-control': 'cancel' }, 'Cancel');
+    const d = h('dialog', { 'aria-labelledby': 'dialog-h', 'aria-describedby': 'dialog-p' },
+      h('h2', { id: 'dialog-h' }, title),
+      h('p', { id: 'dialog-p' }, body),
+      h('div', { class: 'row' }, cancel, ok));
+    let answered = false;
+    const done = (v) => {
+      if (answered) return;
+      answered = true;
+      d.close();
+      d.remove();
+      resolve(v);
+    };
+    ok.addEventListener('click', () => done(true));
+    cancel.addEventListener('click', () => done(false));
+    d.addEventListener('close', () => done(false));
+    document.body.append(d);
+    d.showModal();
+    cancel.focus();
+  });
 }
 
 /** "1:02:03" or "2:03" from milliseconds. */
