@@ -240,6 +240,9 @@ async function context(size, { session } = {}) {
   });
   const page = await ctx.newPage();
   page.on('pageerror', (e) => warnings.push(`pageerror (${size}): ${e.message}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) warnings.push(`HTTP ${r.status()} (${size}): ${r.request().method()} ${new URL(r.url()).pathname}`);
+  });
   page.on('console', (m) => {
     if (m.type() === 'error') warnings.push(`console error (${size}): ${m.text()}`);
     if (VERBOSE) console.error(`[page ${size}] ${m.type()}: ${m.text()}`);

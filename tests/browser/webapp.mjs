@@ -17,8 +17,9 @@
 //      #listener-count >= 1; "React 👏" → the host's [data-emoji="👏"] count >= 1;
 //   4. the listener's browser goes offline until its audio stops, then online: the player
 //      reconnects by itself and both tones are back;
-//   5. host "Mute Guesto" → the listener loses 660, keeps 440; Guesto data-muted="true";
-//   6. host "End space" (confirm accepted) → listener #lifecycle ended; /spaces/{id}/replay
+//   5. host "Options for Guesto", "Mute Guesto" → the listener loses 660, keeps 440; Guesto
+//      data-muted="true";
+//   6. host "End space", "End for everyone" in the dialog → listener #lifecycle ended; /spaces/{id}/replay
 //      Timeline names Hosta and Guesto; "Play" → outputAnalyser hears 440.
 // Tone thresholds: see lib.mjs (present = peak >= -70 dB and >= floor + 20 dB).
 //
@@ -677,6 +678,8 @@ async function main() {
   });
 
   await step(5, 'guest-muted', async () => {
+    // Moderation is in the speaker's menu on the stage.
+    await click('host', `Options for ${GUEST}`);
     await click('host', `Mute ${GUEST}`);
     await tone('listener', 'outputAnalyser', 660, 'absent', 15000);
     await tone('listener', 'outputAnalyser', 440, 'present', 5000);
@@ -692,6 +695,8 @@ async function main() {
 
   await step(6, 'ended-replay', async () => {
     await click('host', 'End space');
+    // Confirmed in the page's own dialog.
+    await click('host', 'End for everyone', { scope: host.getByRole('dialog'), scopeDesc: 'the confirmation dialog' });
     await waitText('listener', '#lifecycle', 'ended', 15000);
     await open('listener', `${people.listener.base}/spaces/${encodeURIComponent(space)}/replay`);
     await waitUntil(

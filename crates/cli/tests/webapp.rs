@@ -690,9 +690,34 @@ async fn calendar_times_and_text_limits() {
         snap["urls"]["calendar"],
         format!("/spaces/{id}/calendar.ics")
     );
+    // A live space: after the restart it is interrupted, and its host resumes it with the token
+    // the first process gave (the signing secret is the data directory's).
+    let (live, host_token) = create_space(&base, "goes on").await;
+    // Stopped as an operator does (SIGTERM): what it wrote is on disk.
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    let _ = server.child.wait();
     drop(server);
-    server = ServerProc::start_in(data, &[]);
+    server = ServerProc::start_in(data.clone(), &[]);
     let base = server.base.clone();
+    let (s, v) = api(
+        "POST",
+        &format!("{base}/api/spaces/{live}/resume"),
+        Some(&host_token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "the host's token after a restart: {v}");
+    assert_eq!(v["state"], "live");
+    let secret = data.join("jwt-secret");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret).unwrap().permissions());
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "{} is readable by others",
+        secret.display()
+    );
     let (_, again) = api("GET", &format!("{base}/api/spaces/{id}"), None, None).await;
     assert_eq!(again["started_at"].as_u64(), Some(started), "{again}");
     assert_eq!(again["ended_at"].as_u64(), Some(ended), "{again}");

@@ -91,6 +91,45 @@ pub fn valid_id(id: &str) -> Result<(), CreateError> {
 /// The SQLite file under the data directory.
 pub const DB_FILE: &str = "tribune.db";
 
+/// The token-signing secret kept under the data directory when `--jwt-secret` is not given: a
+/// restarted server honours the tokens it gave (a host resumes an interrupted space with the
+/// link it has), and a new data directory starts with a new secret.
+pub const DATA_SECRET_FILE: &str = "jwt-secret";
+
+/// The data directory's secret: read, or written from `fresh` (owner-only) on first start.
+fn data_secret(dir: &std::path::Path, fresh: &str) -> std::io::Result<String> {
+    let path = dir.join(DATA_SECRET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= crate::config::options::MIN_SECRET_BYTES => {
+            Ok(s.trim().to_owned())
+        }
+        Ok(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{}: shorter than {} bytes (delete it to make a new one, which ends every token given)",
+                path.display(),
+                crate::config::options::MIN_SECRET_BYTES
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            f.write_all(fresh.as_bytes())?;
+            f.sync_all()?;
+            Ok(fresh.to_owned())
+        }
+        Err(e) => Err(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        )),
+    }
+}
+
 impl App {
     /// Create a space (and its host's token): scheduled when `starts_at` is given, live
     /// otherwise. `id` is random when not given.
@@ -319,7 +358,7 @@ pub struct Server {
 impl Server {
     /// Bind the HTTP (and HTTPS, if configured) and UDP ports and start the media runtime.
     /// Call [`Server::serve`] next.
-    pub async fn bind(cfg: Config) -> std::io::Result<Server> {
+    pub async fn bind(mut cfg: Config) -> std::io::Result<Server> {
         // The certificate first: a bad one fails the start before anything is bound.
         let tls_config = match &cfg.tls {
             Some(t) => Some(
@@ -376,6 +415,9 @@ impl Server {
         let control = cfg.limits.control_listen.map(listen).transpose()?;
         let control_addr = control.as_ref().map(|l| l.local_addr()).transpose()?;
         std::fs::create_dir_all(&cfg.data_dir)?;
+        if cfg.jwt_secret_made {
+            cfg.jwt_secret = data_secret(&cfg.data_dir, &cfg.jwt_secret)?;
+        }
         let sqlite =
             Arc::new(Store::open(&cfg.data_dir.join(DB_FILE)).map_err(std::io::Error::other)?);
         // In a cluster the durable state is written through to Redis too (the shared copy).

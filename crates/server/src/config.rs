@@ -352,6 +352,9 @@ pub struct Config {
     pub advertise: Vec<SocketAddr>,
     pub admin_key: String,
     pub jwt_secret: String,
+    /// No `--jwt-secret` was given: the secret is the data directory's (made on first start,
+    /// [`crate::app::DATA_SECRET_FILE`]), so tokens outlive a restart.
+    pub jwt_secret_made: bool,
     pub data_dir: PathBuf,
     pub bitrate: u32,
     pub page: Duration,

@@ -78,7 +78,10 @@ export const hostMethods = {
     const role = this.myRole();
     const lc = this.room.lifecycle;
     const mod = (role === 'host' || role === 'cohost') && lc !== 'ended' && !this.kicked;
-    e.host.hidden = !mod;
+    if (e.host.hidden === mod) {
+      e.host.hidden = !mod;
+      this.renderVisibility();
+    }
     if (!mod) return;
     if (!this.audienceAsked) {
       // The audience list is there at once, not after the first poll interval.
@@ -107,9 +110,9 @@ export const hostMethods = {
       h('h2', { id: 'host-h' }, role === 'host' ? 'Host controls' : 'Co-host controls'),
       h('div', { class: 'row' }, controls),
       live ? h('div', { class: 'load', id: 'load' }) : null,
-      this.sharePanel(),
       live ? [h('h3', {}, 'Requests to speak'), e.hands] : null,
-      live ? [h('h3', {}, 'Audience'), this.audienceSearch(), e.audience] : null));
+      live ? [h('h3', {}, 'Audience'), this.audienceSearch(), e.audience] : null,
+      this.sharePanel()));
     this.renderHands();
     this.renderAudience();
     this.renderLoad();

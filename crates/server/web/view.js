@@ -65,16 +65,13 @@ export const viewMethods = {
       react: card('react', 'React', 'react-h', e.reactions, e.totals),
       ended: card('ended-card', 'This space has ended', 'ended-h', e.ended),
     };
-    replace(this.main,
-      e.header,
-      e.notice,
-      e.cards.schedule,
-      e.cards.ended,
-      e.cards.stage,
-      e.cards.listen,
-      e.cards.takePart,
-      e.cards.react,
-      e.host);
+    e.cards.host = e.host;
+    e.colMain = h('div', { class: 'col-main' }, e.header, e.notice);
+    e.colSide = h('div', { class: 'col-side' });
+    e.layout = h('div', { class: 'space-layout' }, e.colMain, e.colSide);
+    this.main.classList.add('wide');
+    replace(this.main, e.layout);
+    this.arrange();
     replace(e.reactions,
       EMOJI.slice(0, MAIN_EMOJI).map((em) => this.reactionButton(em)),
       h('details', { class: 'more-reactions' }, h('summary', {}, 'More reactions'),
@@ -118,7 +115,8 @@ export const viewMethods = {
     return {
       schedule: lc === 'scheduled' && !out,
       stage: on && !out,
-      listen: on && !out,
+      // On stage, one hears the others through the microphone's connection, not the stream.
+      listen: on && !out && !this.publisher,
       react: lc === 'live' && !out,
       takePart: !out && (lc === 'live' || (lc !== 'ended' && (!!this.publisher || speakerLink))),
       ended: lc === 'ended',
@@ -127,7 +125,30 @@ export const viewMethods = {
 
   renderVisibility() {
     const p = this.parts();
-    for (const [k, el] of Object.entries(this.els.cards)) el.hidden = !p[k];
+    p.host = !this.els.host.hidden;
+    for (const [k, el] of Object.entries(this.els.cards)) if (k !== 'host') el.hidden = !p[k];
+    this.arrange();
+    const side = [...this.els.colSide.children].some((c) => !c.hidden);
+    this.els.layout.classList.toggle('single', !side);
+  },
+
+  /**
+   * Places the cards: the main column (the stage and what you do most) and the side column
+   * (beside it on a wide screen, after it on a phone). DOM order is reading order at every
+   * size. A host runs the show from the main column; a listener listens there.
+   */
+  arrange() {
+    const c = this.els.cards;
+    const [main, side] = this.isModerator()
+      ? [[c.schedule, c.ended, c.stage, c.takePart, c.host], [c.listen, c.react]]
+      : [[c.schedule, c.ended, c.stage, c.listen], [c.takePart, c.react, c.host]];
+    const place = (col, cards, after) => {
+      const now = [...col.children].slice(after);
+      if (now.length === cards.length && now.every((el, i) => el === cards[i])) return;
+      for (const el of cards) col.append(el);
+    };
+    place(this.els.colMain, main, 2);
+    place(this.els.colSide, side, 0);
   },
 
   renderHeader() {
@@ -150,7 +171,7 @@ export const viewMethods = {
       h('p', { class: 'status-line' },
         h('span', { id: 'lifecycle', class: `badge ${lc}`, 'data-state': lc }, label),
         on ? h('span', { class: 'listeners', 'data-control': 'listener-count' }, h('span', { id: 'listener-count' }, count(this.listeners)), ' listening') : null,
-        hostEntry && lc !== 'ended' ? h('span', { class: 'hosted' }, `hosted by ${hostEntry.name}`) : null,
+        hostEntry && lc !== 'ended' ? h('span', { class: 'hosted', title: hostEntry.name }, `hosted by ${hostEntry.name}`) : null,
         h('span', { class: 'conn', id: 'conn' }),
         h('span', { class: 'spacer' }),
         copyButton('Copy link', url, { ariaLabel: lc === 'ended' ? 'Copy link to the replay' : 'Copy link to this space' })),
@@ -308,12 +329,15 @@ export const viewMethods = {
   renderParticipation() {
     const e = this.els;
     if (!e.participation) return;
+    this.renderVisibility(); // joining or leaving the stage shows or hides the stream's player
     const lc = this.room.lifecycle;
     const me = this.me();
     const role = this.myRole();
     const mine = this.myStageEntry();
     const parts = [];
     if (lc === 'ended' || this.kicked) return replace(e.participation);
+    const heading = this.els.cards.takePart.querySelector('h2');
+    if (heading) heading.textContent = this.publisher ? 'Your microphone' : 'Take part';
     const invited = this.room.invited.includes(me) || (this.hasStageToken() && !mine);
     if (this.publisher) {
       const muted = mine?.muted ?? this.publisher.muted;

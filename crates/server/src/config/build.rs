@@ -78,6 +78,7 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
         udp,
         advertise,
         admin_key: secret("admin-key", args.admin_key.or(file.admin_key), 32)?,
+        jwt_secret_made: args.jwt_secret.is_none() && file.jwt_secret.is_none(),
         jwt_secret: secret("jwt-secret", args.jwt_secret.or(file.jwt_secret), 48)?,
         data_dir: args
             .data_dir
