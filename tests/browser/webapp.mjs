@@ -110,6 +110,8 @@ async function shots(nn, step) {
     if (!p.page || p.page.isClosed() || (nn > 0 && !p.page.url().startsWith(p.base || baseUrl))) continue;
     const file = path.join(ARTIFACTS, `${String(nn).padStart(2, '0')}-${step}-${who}.png`);
     try {
+      // A passing announcement would sit over the page in a full-page shot.
+      await p.page.evaluate(() => document.getElementById('toast')?.classList.remove('show')).catch(() => {});
       await p.page.screenshot({ path: file, fullPage: true, timeout: 5000 });
       out.push(path.basename(file));
     } catch (e) {
