@@ -16,6 +16,7 @@ if [[ "${1:-build}" == test ]]; then
   need+=(simple-whip-client gstreamer1.0-nice gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
   need+=(gstreamer1.0-plugins-bad gstreamer1.0-tools)
   need+=(python3-venv)             # aiortc (PyPI) in a virtualenv of the tests
+  need+=(espeak-ng)                # the speech the captions tests transcribe
   need+=(python3-icalendar)        # parses the .ics a space serves (tests/browser/states.mjs)
   need+=(varnish)                  # the Varnish edge of deploy/varnish (tests/edge_varnish.rs)
   need+=(redis-server)             # the cluster's shared state (tests/cluster.rs starts its own)

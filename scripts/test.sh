@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 # A clean clone gains nothing from incremental caches (2.9 GB of them); keep CI's disk for binaries.
 export CARGO_INCREMENTAL=0
 scripts/packages.sh test
+# The speech model of the captions tests (pinned, checked; kept in target/ between runs).
+scripts/captions-model.sh target/models/whisper-base
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

@@ -35,3 +35,26 @@ const got = chapters([seg('b', 9000, 12000), seg('a', 0, 2000), seg('a', 3000, 5
 assert.deepEqual(got.map((c) => [c.sub, c.start_ms, c.end_ms]), [['a', 0, 5000], ['b', 9000, 12000], ['a', 20000, 21000]]);
 assert.deepEqual(chapters([]), []);
 console.log('moments: ok');
+
+// The captions of a replay: WebVTT as the server writes it (crates/captions/src/vtt.rs).
+import { parseVtt, vttTime } from '../../crates/server/web/moments.js';
+assert.equal(vttTime('01:02:03.004'), 3723004);
+assert.equal(vttTime('02:03.004'), 123004);
+assert.equal(vttTime('2:03.004'), null);
+assert.equal(vttTime('00:60:00.000'), null);
+const vtt = 'WEBVTT\n\n00:00:01.000 --> 00:00:02.500\nHello &lt;world&gt; &amp; you\n\nNOTE x\n\n2\n00:00:03.000 --> 00:00:04.000 align:start\nsecond\n\n00:00:05.000 --> 00:00:04.000\nbackwards\n';
+assert.deepEqual(parseVtt(vtt), [
+  { start_ms: 1000, end_ms: 2500, text: 'Hello <world> & you' },
+  { start_ms: 3000, end_ms: 4000, text: 'second' },
+]);
+assert.deepEqual(parseVtt('not vtt'), []);
+assert.deepEqual(parseVtt(undefined), []);
+// Random texts: never throws; every cue it returns is well ordered.
+const vttAlphabet = ['WEBVTT\n', '\n', '-->', ' ', '00:', '01.', '000', '5', ':', '.', 'a', '&amp;', '<b>', 'NOTE'];
+for (let i = 0; i < 20000; i++) {
+  let t = rnd() < 0.8 ? 'WEBVTT\n\n' : '';
+  const n = Math.floor(rnd() * 30);
+  for (let j = 0; j < n; j++) t += vttAlphabet[Math.floor(rnd() * vttAlphabet.length)];
+  for (const c of parseVtt(t)) assert.ok(Number.isFinite(c.start_ms) && c.end_ms > c.start_ms, JSON.stringify(t));
+}
+console.log('captions parser: ok');

@@ -17,11 +17,15 @@
 //!   edge, at several audience sizes.
 //! - `failover`: what listeners (Ogg, LL-HLS through an edge), speakers and the recording lose
 //!   when a space's owner in a three-node cluster is killed, over many rounds.
+//! - `captions`: live captions with the real model: speech → cue at an nginx edge, the engine's
+//!   and the server's CPU per captioned space (against a server without captions), word error
+//!   rate.
 //!
 //! The network benchmarks start real `tribune` processes on loopback and stop everything they
 //! started by themselves: every phase is bounded in time, and every child is killed on drop.
 #![forbid(unsafe_code)]
 
+mod captions;
 mod cluster_events;
 mod edge_latency;
 mod events;
@@ -83,6 +87,8 @@ enum Command {
     /// A space's owner killed in a three-node cluster: takeover, speakers back, listeners' gaps,
     /// the recording.
     Failover(failover::Args),
+    /// Live captions: speech → cue at an nginx edge, CPU per captioned space, word error rate.
+    Captions(captions::Args),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +117,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::ClusterEvents(args) => runtime(2)?.block_on(cluster_events::run(args)),
         Command::EdgeLatency(args) => runtime(2)?.block_on(edge_latency::run(args)),
         Command::Failover(args) => runtime(2)?.block_on(failover::run(args)),
+        Command::Captions(args) => runtime(2)?.block_on(captions::run(args)),
         Command::UdpJunk(args) => runtime(1)?.block_on(udp_junk::run(args)),
         Command::PageListeners(args) => {
             runtime(args.client_threads)?.block_on(page_listeners::run(args))

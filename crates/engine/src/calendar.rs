@@ -88,31 +88,12 @@ pub fn text(s: &str) -> String {
     out
 }
 
-/// Unix seconds as a UTC DATE-TIME, `19970714T173000Z`.
+/// Unix seconds as a UTC DATE-TIME, `19970714T173000Z` (the HLS program date-time's fields).
 pub fn utc(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day) (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let iso = tribune_media::hls::time::format(unix * 1000); // 1997-07-14T17:30:00.000Z
+    let mut out: String = iso[..19].chars().filter(|c| *c != '-' && *c != ':').collect();
+    out.push('Z');
+    out
 }
 
 /// Appends `line` folded (§3.1): at most 75 octets per physical line, continuation lines start

@@ -33,4 +33,23 @@ pub struct SpaceConfig {
     pub live_head: fn(title: &str, description: &str, bitrate: u32) -> Vec<u8>,
     /// The wall clock the space reads.
     pub clock: crate::clock::Clock,
+    /// Live captions, when the server has a speech model (`--captions-model`).
+    pub captions: Option<CaptionsConfig>,
+}
+
+/// How a server captions its spaces: one engine (the loaded model) for all of them.
+#[derive(Clone)]
+pub struct CaptionsConfig {
+    pub engine: std::sync::Arc<dyn tribune_captions::engine::Transcriber>,
+    /// The spoken language, as HLS names it (`LANGUAGE`, BCP 47: `en`).
+    pub language: String,
+    pub settings: tribune_captions::worker::Settings,
+}
+
+impl std::fmt::Debug for CaptionsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptionsConfig")
+            .field("language", &self.language)
+            .finish_non_exhaustive()
+    }
 }

@@ -36,5 +36,5 @@ pub mod space;
 pub mod store;
 pub mod writer;
 
-pub use config::SpaceConfig;
+pub use config::{CaptionsConfig, SpaceConfig};
 pub use space::Space;

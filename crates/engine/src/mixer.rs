@@ -3,7 +3,7 @@
 //! Real-time rules for the tick path: it never waits on the network, the disk, or a lock that an
 //! HTTP handler takes. Input arrives on lock-free channels (control and packets apart, so a packet
 //! flood cannot delay a control message); output leaves with non-blocking sends, dropped and
-//! counted when a consumer is full. The schedule is a monotonic deadline advanced by exactly
+//! counted when a consumer is full (the captions' tap too). The schedule is a monotonic deadline advanced by exactly
 //! 20 ms per tick, so it does not drift over hours; a tick that starts more than
 //! [`LATE_THRESHOLD`] after its deadline is counted as late.
 
@@ -99,6 +99,7 @@ pub fn spawn(
     space_id: &str,
     cfg: mixer::Config,
     metrics: Arc<Metrics>,
+    captions: Option<(tribune_captions::worker::Tap, crate::clock::Clock)>,
 ) -> std::io::Result<Spawned> {
     let mixer = Mixer::new(cfg).map_err(std::io::Error::other)?;
     let pre_skip = mixer.pre_skip();
@@ -109,7 +110,7 @@ pub fn spawn(
     let m = metrics.clone();
     let thread = std::thread::Builder::new()
         .name(format!("mixer-{space_id}"))
-        .spawn(move || run(mixer, control_rx, packet_rx, out_tx, level_tx, m))?;
+        .spawn(move || run(mixer, control_rx, packet_rx, out_tx, level_tx, m, captions))?;
     let handle = MixerHandle {
         control: control_tx,
         packets: packet_tx,
@@ -131,6 +132,7 @@ fn run(
     out: Sender<Vec<u8>>,
     levels_out: Sender<Levels>,
     metrics: Arc<Metrics>,
+    captions: Option<(tribune_captions::worker::Tap, crate::clock::Clock)>,
 ) {
     let mut levels: Levels = Vec::new();
     let mut ticks: u64 = 0;
@@ -196,6 +198,15 @@ fn run(
                 // conceals it, and the mixer never waits.
                 let _ = tx.try_send(Bytes::copy_from_slice(pkt));
             }
+        }
+        if let Some((tap, clock)) = &captions {
+            // The mix as listeners hear it, to the captions, without waiting (a full tap drops
+            // the tick and counts it).
+            tap.send(tribune_captions::worker::Frame {
+                tick: ticks - 1,
+                unix_ms: clock.now_ms(),
+                pcm: mixer.listener_pcm().to_vec(),
+            });
         }
         metrics.mixer_ticks.fetch_add(1, Relaxed);
         store_max(

@@ -63,6 +63,21 @@ pub fn live_state(space: &Space) -> Map<String, Value> {
     m.insert("invited".into(), json!(room.invited));
     m.insert("listeners".into(), json!(listeners));
     m.insert("reactions".into(), json!(space.reactions.totals()));
+    if let Some(c) = &space.captions {
+        // The latest caption (ms into the recording), for the pages' caption line.
+        let origin = space.rec_origin();
+        m.insert(
+            "cap".into(),
+            match c.last() {
+                Some(cue) => json!({
+                    "t": cue.text,
+                    "s": cue.start_ms.saturating_sub(origin),
+                    "e": cue.end_ms.saturating_sub(origin),
+                }),
+                None => json!(null),
+            },
+        );
+    }
     m.insert(
         "count".into(),
         json!({ "sample_log2": sample_log2, "interval_s": BEACON_INTERVAL_S }),

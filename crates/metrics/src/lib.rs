@@ -17,6 +17,16 @@ pub struct Metrics {
     pub mixer_ticks: AtomicU64,
     pub mixer_late_ticks: AtomicU64,
     pub mixer_tick_ns_max: AtomicU64,
+    /// Live captions ([`tribune_captions`]-style counters, summed over spaces).
+    pub captions_spaces: AtomicI64,
+    pub captions_cues: AtomicU64,
+    pub captions_chunks: AtomicU64,
+    pub captions_dropped_ms: AtomicU64,
+    pub captions_tap_full: AtomicU64,
+    pub captions_engine_cpu_ns: AtomicU64,
+    pub captions_delay_ms_last: AtomicU64,
+    pub captions_delay_ms_max: AtomicU64,
+    pub captions_delay_ms_sum: AtomicU64,
     pub rtp_packets_received: AtomicU64,
     pub rtp_packets_lost: AtomicU64,
     pub mixer_queue_full: AtomicU64,
@@ -148,6 +158,60 @@ impl Metrics {
             "gauge",
             "Longest mixer tick so far, nanoseconds.",
             c(&self.mixer_tick_ns_max),
+        );
+        put(
+            "captions_spaces",
+            "gauge",
+            "Live spaces being captioned.",
+            g(&self.captions_spaces),
+        );
+        put(
+            "captions_cues_total",
+            "counter",
+            "Captions made.",
+            c(&self.captions_cues),
+        );
+        put(
+            "captions_chunks_total",
+            "counter",
+            "Stretches of speech transcribed.",
+            c(&self.captions_chunks),
+        );
+        put(
+            "captions_dropped_audio_ms_total",
+            "counter",
+            "Speech dropped uncaptioned because the engine fell behind, milliseconds.",
+            c(&self.captions_dropped_ms),
+        );
+        put(
+            "captions_tap_full_total",
+            "counter",
+            "Mixer ticks not handed to captions (their queue was full).",
+            c(&self.captions_tap_full),
+        );
+        put(
+            "captions_engine_cpu_ms_total",
+            "counter",
+            "CPU time of the caption engines, milliseconds.",
+            c(&self.captions_engine_cpu_ns) / 1_000_000,
+        );
+        put(
+            "captions_delay_ms_last",
+            "gauge",
+            "Delay of the last caption: from the end of its speech to the caption, milliseconds.",
+            c(&self.captions_delay_ms_last),
+        );
+        put(
+            "captions_delay_ms_max",
+            "gauge",
+            "Longest caption delay so far, milliseconds.",
+            c(&self.captions_delay_ms_max),
+        );
+        put(
+            "captions_delay_ms_sum",
+            "counter",
+            "Caption delays summed, milliseconds (divide by captions_cues_total for the mean).",
+            c(&self.captions_delay_ms_sum),
         );
         put(
             "rtp_packets_received_total",

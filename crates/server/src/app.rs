@@ -258,6 +258,9 @@ route_table! {
     GET "/spaces/{id}/hls/init.mp4" => hls_http::init,
     GET "/spaces/{id}/hls/part/{name}" => hls_http::part,
     GET "/spaces/{id}/hls/seg/{name}" => hls_http::segment,
+    GET "/spaces/{id}/hls/subs.m3u8" => crate::captions_http::playlist,
+    GET "/spaces/{id}/hls/subs/{name}" => crate::captions_http::segment,
+    GET "/spaces/{id}/captions.vtt" => crate::captions_http::whole,
 }
 
 /// The HTTP routes: [`ROUTES`], plus the WHIP resources' answer to any other method (405 with
@@ -417,6 +420,22 @@ impl Server {
         std::fs::create_dir_all(&cfg.data_dir)?;
         if cfg.jwt_secret_made {
             cfg.jwt_secret = data_secret(&cfg.data_dir, &cfg.jwt_secret)?;
+        }
+        if let Some(dir) = &cfg.captions_model {
+            // Loaded once for every space; refused with the reason, naming the directory.
+            let engine = tribune_captions::engine::Whisper::load(dir, &cfg.captions_language, 1)
+                .map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+                })?;
+            tracing::info!(model = %dir.display(), language = %cfg.captions_language, "captions on");
+            cfg.captions = Some(tribune_engine::CaptionsConfig {
+                engine: Arc::new(engine),
+                language: cfg.captions_language.clone(),
+                settings: tribune_captions::worker::Settings {
+                    slowdown: cfg.captions_slowdown,
+                    ..Default::default()
+                },
+            });
         }
         let sqlite =
             Arc::new(Store::open(&cfg.data_dir.join(DB_FILE)).map_err(std::io::Error::other)?);

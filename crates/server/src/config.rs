@@ -153,6 +153,23 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     pub trusted_proxy: Option<Vec<IpAddr>>,
 
+    /// Live captions: a CTranslate2 Whisper model directory (fetch the pinned base model with
+    /// scripts/captions-model.sh DIR). Each live space's mix is transcribed on the server, and
+    /// the captions go out as a WebVTT rendition of the LL-HLS stream, in-band, on the event
+    /// stream and beside the recording. [default: no captions]
+    #[arg(long)]
+    pub captions_model: Option<PathBuf>,
+
+    /// The language spoken, for the captions (a Whisper language code: en, fr, de…).
+    /// [default: en]
+    #[arg(long)]
+    pub captions_language: Option<String>,
+
+    /// Slows the caption engine by this much per stretch of speech (for tests of an engine
+    /// that falls behind). [default: 0]
+    #[arg(long, hide = true)]
+    pub captions_slowdown_ms: Option<u64>,
+
     /// A second plain-HTTP address reserved for hosts, speakers and operators: the whole API
     /// with none of the audience limits (per-address connection caps, rate limits, class
     /// limits, the shield). Keep it off the public network (a private interface, a firewall or
@@ -268,6 +285,8 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub trusted_proxy: Option<Vec<IpAddr>>,
+    pub captions_model: Option<PathBuf>,
+    pub captions_language: Option<String>,
     pub control_listen: Option<SocketAddr>,
     pub max_conns_per_ip: Option<u32>,
     pub max_inflight: Option<u32>,
@@ -376,6 +395,12 @@ pub struct Config {
     pub tls: Option<Tls>,
     /// Proxies whose `X-Forwarded-For` is believed (see [`crate::client_addr`]).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Live captions: the model directory, its language, and the engine's test slow-down.
+    pub captions_model: Option<PathBuf>,
+    pub captions_language: String,
+    pub captions_slowdown: Duration,
+    /// The loaded engine (by `App::bind`, from `captions_model`).
+    pub captions: Option<tribune_engine::CaptionsConfig>,
     /// Limits on audience traffic (issue 7: floods and flash crowds).
     pub limits: Limits,
     /// Proof-of-work admission under attack.
@@ -490,6 +515,7 @@ impl Config {
             hls: self.hls,
             fanout_shard: self.fanout_shard,
             clock: self.clock.clone(),
+            captions: self.captions.clone(),
             live_head: |title, description, bitrate| {
                 tribune_net::response::fields(&crate::streams::live_headers(
                     title,

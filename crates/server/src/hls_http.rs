@@ -307,9 +307,12 @@ pub async fn index(
         Source::Live(h) => h,
         Source::Disk(dir) => return stored(dir, Playlist::Index, req).await,
     };
+    // A captioned space lists its WebVTT subtitles rendition beside the audio.
+    let space = find_space(&app, &id)?;
+    let captioned = crate::captions_http::index_text(&space, hls.bandwidth);
     Ok(serve_playlist(
         &headers,
-        &hls.index,
+        captioned.as_ref().unwrap_or(&hls.index),
         "public, max-age=60",
         hls.born_ms,
     ))

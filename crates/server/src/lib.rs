@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod captions_http;
 pub mod cluster;
 pub mod config;
 pub mod error;

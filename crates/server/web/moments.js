@@ -40,3 +40,43 @@ export function chapters(segments, gapMs = 4000) {
   }
   return out;
 }
+
+const TS = /^(?:(\d+):)?([0-5]\d):([0-5]\d)\.(\d{3})$/;
+
+/** Milliseconds of a WebVTT timestamp (`01:02:03.004` or `02:03.004`), or null. */
+export function vttTime(s) {
+  const m = TS.exec(s);
+  if (!m) return null;
+  return ((Number(m[1] || 0) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000 + Number(m[4]);
+}
+
+/**
+ * The cues of a WebVTT text: [{ start_ms, end_ms, text }] (header, NOTE/STYLE/REGION blocks
+ * and cue settings skipped, entities decoded). Malformed blocks are skipped; anything that is
+ * not WebVTT gives [].
+ */
+export function parseVtt(text) {
+  if (typeof text !== 'string') return [];
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  if (!/^WEBVTT(?:[ \t].*)?$/.test(lines[0] || '')) return [];
+  const cues = [];
+  let i = 1;
+  while (i < lines.length && lines[i] !== '') i++;
+  while (i < lines.length) {
+    while (i < lines.length && lines[i] === '') i++;
+    const block = [];
+    while (i < lines.length && lines[i] !== '') block.push(lines[i++]);
+    if (!block.length || /^(NOTE|STYLE|REGION)\b/.test(block[0])) continue;
+    const t = block[0].includes('-->') ? 0 : block[1]?.includes('-->') ? 1 : -1;
+    if (t < 0) continue;
+    const [a, rest] = block[t].split('-->');
+    const start = vttTime(a.trim());
+    const end = vttTime((rest || '').trim().split(/\s+/)[0]);
+    if (start === null || end === null || end <= start) continue;
+    const body = block.slice(t + 1).join('\n')
+      .replace(/<[^>]*>/g, '')
+      .replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&nbsp;/g, '\u00a0').replace(/&amp;/g, '&');
+    cues.push({ start_ms: start, end_ms: end, text: body });
+  }
+  return cues;
+}

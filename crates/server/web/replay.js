@@ -10,7 +10,7 @@
 import { api } from './api.js';
 import { h, replace, clock, avatar, formatStart, duration, copyButton } from './ui.js';
 import { audioContext, analyser } from './player.js';
-import { parseMoment, momentParam, chapters } from './moments.js';
+import { parseMoment, momentParam, chapters, parseVtt } from './moments.js';
 
 export async function showReplay(main, id) {
   const base = `/api/spaces/${encodeURIComponent(id)}`;
@@ -36,6 +36,15 @@ export async function showReplay(main, id) {
   const now = h('span', { id: 'now' }, clock((start ?? 0) * 1000));
   const end = h('span', { id: 'total' }, clock(total));
   const lanes = h('div', { class: 'lanes', 'aria-hidden': 'true' });
+  const captionList = h('ol', { class: 'captions-list', 'aria-label': 'Captions' });
+  const captionSearch = h('input', { type: 'search', id: 'caption-q', placeholder: 'Search what was said', autocomplete: 'off', 'data-control': 'caption-search' });
+  const captionCount = h('p', { class: 'muted small', 'aria-live': 'polite' });
+  const captionCard = h('section', { class: 'card', 'aria-labelledby': 'cap-h', hidden: true },
+    h('h2', { id: 'cap-h' }, 'Captions'),
+    h('div', { class: 'field' }, h('label', { for: 'caption-q' }, 'Search the captions'), captionSearch),
+    captionCount,
+    captionList,
+    h('p', { class: 'small muted' }, h('a', { href: `/spaces/${encodeURIComponent(id)}/captions.vtt`, download: `${id}.vtt` }, 'Download the captions (WebVTT)')));
   const list = h('ol', { class: 'chapters', 'aria-label': 'Timeline' });
   const when = space.ended_at ?? space.started_at;
   replace(main,
@@ -62,7 +71,8 @@ export async function showReplay(main, id) {
     h('section', { class: 'card', 'aria-labelledby': 'tl-h' },
       h('h2', { id: 'tl-h' }, 'Who spoke when'),
       lanes,
-      list));
+      list),
+    captionCard);
   const momentUrl = () => `${location.origin}/spaces/${encodeURIComponent(id)}/replay?t=${momentParam(audio.currentTime || Number(seek.value) || 0)}`;
 
   let hls = null;
@@ -140,7 +150,7 @@ export async function showReplay(main, id) {
     }
     seek.setAttribute('aria-valuetext', `${clock(ms)} of ${clock(total)}`);
     for (const p of playheads) p.style.left = `${Math.min(100, (100 * ms) / total)}%`;
-    for (const li of list.querySelectorAll('li[data-start]')) {
+    for (const li of [...list.querySelectorAll('li[data-start]'), ...captionList.querySelectorAll('li[data-start]')]) {
       li.classList.toggle('now', ms >= Number(li.dataset.start) && ms < Number(li.dataset.end));
     }
   });
@@ -150,6 +160,25 @@ export async function showReplay(main, id) {
     audio.currentTime = ms / 1000;
     if (audio.paused) await audio.play().catch(() => {});
   };
+
+  // The captions, when the space has them: every line seeks to its moment; search filters.
+  fetch(`/spaces/${encodeURIComponent(id)}/captions.vtt`).then(async (res) => {
+    if (!res.ok) return;
+    const cues = parseVtt(await res.text());
+    if (!cues.length) return;
+    captionCard.hidden = false;
+    const show = () => {
+      const q = captionSearch.value.trim().toLocaleLowerCase();
+      const hits = q ? cues.filter((c) => c.text.toLocaleLowerCase().includes(q)) : cues;
+      captionCount.textContent = q ? `${hits.length} of ${cues.length} lines match “${captionSearch.value.trim()}”` : `${cues.length} lines`;
+      replace(captionList, hits.map((c) => h('li', { 'data-start': c.start_ms, 'data-end': c.end_ms },
+        h('button', { type: 'button', onclick: () => seekTo(c.start_ms) },
+          h('span', { class: 'when' }, clock(c.start_ms)), ' ', h('span', { class: 'text' }, c.text)))));
+    };
+    captionSearch.addEventListener('input', show);
+    show();
+    window.tribune.replay.captions = cues;
+  }).catch(() => {});
 
   const chs = chapters(segs);
   const drawLanes = () => {

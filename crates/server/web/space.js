@@ -84,6 +84,11 @@ class SpacePage {
       history.replaceState(null, '', location.pathname);
     }
     this.reminder = loadReminder(this.id);
+    try {
+      this.captionsOn = localStorage.getItem('tribune.captions') !== 'off';
+    } catch {
+      this.captionsOn = true;
+    }
     let snap;
     try {
       snap = await retrying(() => api('GET', snapshotUrl(this.id)), {
@@ -152,6 +157,10 @@ class SpacePage {
       if (!was && this.me() && state.invited.includes(this.me())) announce('You are invited to speak.');
     }
     if (Array.isArray(state.speaking)) this.speaking = new Set(state.speaking);
+    if ('cap' in state) {
+      this.hasCaptions = true;
+      if (state.cap) this.onCaption(state.cap);
+    }
     if (typeof state.listeners === 'number') this.listeners = state.listeners;
     if (state.reactions) this.onServerTotals(state.reactions, first);
     if (state.lifecycle) this.onLifecycle(state.lifecycle, first);
@@ -293,6 +302,7 @@ class SpacePage {
         this.renewing = false;
       }
     }
+    this.renderCaption();
     if (this.room.lifecycle === 'scheduled' && this.summary.starts_at) {
       this.renderCountdown();
       if (this.summary.starts_at * 1000 <= Date.now()) this.remind('starts now');
@@ -501,6 +511,10 @@ class SpacePage {
       this.renderCounts();
     });
     on('reactions', (d) => this.onReactions(d.counts));
+    on('caption', (d) => {
+      this.hasCaptions = true;
+      this.onCaption({ t: d.text, s: d.start_ms, e: d.end_ms });
+    });
     es.addEventListener('open', () => {
       this.esAttempt = 0;
       this.setConnection(true);
@@ -544,6 +558,27 @@ class SpacePage {
       else announce('The space is live.');
     }
     this.render();
+  }
+
+  /** A caption (text, start and end in ms into the recording), from in-band or events. */
+  onCaption(c) {
+    if (!c || typeof c.t !== 'string' || (this.caption && this.caption.s === c.s && this.caption.t === c.t)) return;
+    this.caption = c;
+    this.captionAt = performance.now();
+    this.renderCaption();
+    this.publishState();
+  }
+
+  /** Captions on or off, remembered in this browser. */
+  setCaptions(on) {
+    this.captionsOn = on;
+    try {
+      localStorage.setItem('tribune.captions', on ? 'on' : 'off');
+    } catch {
+      // storage refused: for this page only
+    }
+    this.renderCaption();
+    this.publishState();
   }
 
   dropHand(sub) {
@@ -628,6 +663,9 @@ class SpacePage {
       role: this.myRole(),
       tokenRole: this.session?.role ?? null,
       reminder: !!this.reminder,
+      captions: !!this.hasCaptions,
+      captionsOn: !!this.captionsOn,
+      caption: this.caption?.t ?? null,
       lifecycle: this.room.lifecycle,
       onStage: !!this.myStageEntry(),
       connected: this.stageState === 'connected',

@@ -28,6 +28,8 @@ const MAIN_EMOJI = 6;
 /** A speaker counts as speaking above this level (as the server's timeline does). */
 const SPEAKING_DBFS = -45;
 const ROLE_ORDER = { host: 0, cohost: 1, speaker: 2, listener: 3 };
+/** A caption stays on screen this long after it arrived. */
+const CAPTION_SHOWN_MS = 12000;
 
 export const viewMethods = {
   build() {
@@ -40,6 +42,11 @@ export const viewMethods = {
       notice: h('div', { class: 'notice', role: 'status', 'aria-live': 'polite' }),
       schedule: h('div', { class: 'schedule-body' }),
       stage: h('ul', { class: 'stage', 'aria-label': 'Stage' }),
+      caption: h('p', { class: 'caption-line', id: 'caption', hidden: true, 'aria-live': 'off' }),
+      captionsToggle: h('button', {
+        type: 'button', class: 'small', id: 'captions-toggle', 'data-control': 'captions', hidden: true, 'aria-pressed': 'false',
+        onclick: () => this.setCaptions(!this.captionsOn),
+      }, 'Captions'),
       modPanel: h('div', { class: 'mod-panel', hidden: true }),
       floats: h('div', { class: 'floats', 'aria-hidden': 'true' }),
       play: h('button', { id: 'play', type: 'button', class: 'primary play', 'data-control': 'play', onclick: () => (this.wantPlay ? this.pause() : this.play()) }, 'Play'),
@@ -56,10 +63,11 @@ export const viewMethods = {
     const e = this.els;
     e.cards = {
       schedule: card('schedule-card', 'Starts soon', 'schedule-h', e.schedule),
-      stage: card('stage-card', 'On stage', 'stage-h', e.stage, e.modPanel, e.floats),
+      stage: card('stage-card', 'On stage', 'stage-h', e.stage, e.caption, e.modPanel, e.floats),
       listen: card('listen', 'Listen', 'listen-h',
         h('div', { class: 'player-row' }, e.play,
-          h('label', { for: 'volume', class: 'volume' }, 'Volume', volume)),
+          h('label', { for: 'volume', class: 'volume' }, 'Volume', volume),
+          e.captionsToggle),
         e.playerStatus),
       takePart: card('take-part', 'Take part', 'part-h', e.participation),
       react: card('react', 'React', 'react-h', e.reactions, e.totals),
@@ -94,6 +102,7 @@ export const viewMethods = {
     this.renderParticipation();
     this.renderReactionTotals();
     this.renderEnded();
+    this.renderCaption();
     this.renderHost();
     this.publishState();
   },
@@ -206,6 +215,21 @@ export const viewMethods = {
         mod ? null : remind,
         h('a', { class: 'button', href: `/spaces/${encodeURIComponent(this.id)}/calendar.ics`, download: `${this.id}.ics`, 'data-control': 'calendar' }, 'Add to calendar')),
       this.reminder ? h('p', { class: 'muted small' }, this.reminderNote()) : null));
+  },
+
+  /** The caption line: the latest caption while fresh, when the space has captions and they
+   * are on (remembered in this browser). */
+  renderCaption() {
+    const e = this.els;
+    if (!e.caption) return;
+    e.captionsToggle.hidden = !this.hasCaptions;
+    e.captionsToggle.setAttribute('aria-pressed', String(!!this.captionsOn));
+    e.captionsToggle.textContent = this.captionsOn ? 'Captions on' : 'Captions off';
+    const c = this.caption;
+    const fresh = c && performance.now() - this.captionAt < CAPTION_SHOWN_MS;
+    const show = this.hasCaptions && this.captionsOn && fresh && this.room.lifecycle === 'live';
+    e.caption.hidden = !show;
+    if (show && e.caption.textContent !== c.t) e.caption.textContent = c.t;
   },
 
   /** Every second while scheduled: the countdown text only. */

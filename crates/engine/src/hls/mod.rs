@@ -63,7 +63,7 @@ pub struct Text {
 }
 
 impl Text {
-    pub(crate) fn new(body: String) -> Text {
+    pub fn new(body: String) -> Text {
         let body = Bytes::from(body);
         Text {
             hash: fnv1a(&body),
@@ -148,6 +148,8 @@ pub struct Hls {
     pub init_hash: u64,
     /// The multivariant playlist (`index.m3u8`).
     pub index: Text,
+    /// The variant's peak bandwidth, bits per second (the multivariant playlist's).
+    pub bandwidth: u32,
     /// When the rendition began (Unix ms): `Last-Modified` of `init.mp4` and `index.m3u8`.
     pub born_ms: u64,
     /// The wall clock (`Last-Modified` stamps, the parts' program date-time).
@@ -160,6 +162,16 @@ pub struct Hls {
     /// No more parts will come from this process (ended, suspended, or the space moved to
     /// another node): blocked requests are answered at once instead of at their bound.
     stopped: std::sync::atomic::AtomicBool,
+}
+
+/// A complete segment in the media timeline: where it starts (ms of decode time), how long it
+/// is, and the wall clock of its first sample (Unix ms).
+#[derive(Debug, Clone, Copy)]
+pub struct SegTiming {
+    pub msn: u64,
+    pub media_start_ms: u64,
+    pub duration: std::time::Duration,
+    pub pdt_unix_ms: u64,
 }
 
 /// Where a request stands.
@@ -234,6 +246,7 @@ impl Hls {
             init_hash: fnv1a(&init),
             init,
             index: Text::new(hls::multivariant(bandwidth)),
+            bandwidth,
             born_ms: clock.now_ms(),
             dir,
             meta: Mutex::new(meta::MetaTrack::default()),
@@ -241,6 +254,47 @@ impl Hls {
             clock,
             stopped: std::sync::atomic::AtomicBool::new(false),
         }))
+    }
+
+    /// The complete segments of the live window with their place in the media timeline, the
+    /// number the next segment will have, and whether the rendition has ended: what the
+    /// subtitles playlist follows.
+    pub fn subtitle_window(&self) -> (Vec<SegTiming>, u64, bool) {
+        let st = self.state.lock();
+        let r = &st.rendition;
+        let window = r.live_window();
+        let mut media_start_ms = 0f64;
+        let mut out = Vec::new();
+        for s in r.segments() {
+            if window.contains(&s.msn) {
+                out.push(SegTiming {
+                    msn: s.msn,
+                    media_start_ms: media_start_ms.round() as u64,
+                    duration: s.duration,
+                    pdt_unix_ms: s.pdt_unix_ms,
+                });
+            }
+            media_start_ms += s.duration.as_secs_f64() * 1000.0;
+        }
+        (out, window.end, r.is_ended())
+    }
+
+    /// Segment `msn`'s place in the media timeline, if it is complete.
+    pub fn segment_timing(&self, msn: u64) -> Option<SegTiming> {
+        let st = self.state.lock();
+        let mut media_start_ms = 0f64;
+        for s in st.rendition.segments() {
+            if s.msn == msn {
+                return Some(SegTiming {
+                    msn,
+                    media_start_ms: media_start_ms.round() as u64,
+                    duration: s.duration,
+                    pdt_unix_ms: s.pdt_unix_ms,
+                });
+            }
+            media_start_ms += s.duration.as_secs_f64() * 1000.0;
+        }
+        None
     }
 
     /// Subscribe to changes (new parts, end).

@@ -98,13 +98,29 @@ impl Space {
         let mut threads = Vec::new();
         let ending = Arc::new(AtomicBool::new(false));
         let fence = Arc::new(crate::fence::Fence::default());
+        let rec_origin_ms = Arc::new(AtomicU64::new(0));
+        let mut captions = None;
         let (media, pre_skip) = if running {
             let mcfg = mixer::Config {
                 bitrate: cfg.bitrate,
                 mix_minus_bitrate: cfg.bitrate,
                 ..mixer::Config::default()
             };
-            let spawned = crate::mixer::spawn(id, mcfg, metrics.clone())?;
+            let tap = match &cfg.captions {
+                Some(c) => {
+                    let (tap, caps) = captions::SpaceCaptions::start(
+                        id,
+                        c,
+                        &cfg.data_dir,
+                        rec_origin_ms.clone(),
+                        metrics.clone(),
+                    )?;
+                    captions = Some(caps);
+                    Some((tap, cfg.clock.clone()))
+                }
+                None => None,
+            };
+            let spawned = crate::mixer::spawn(id, mcfg, metrics.clone(), tap)?;
             threads.push(spawned.thread);
             let (attach_tx, attach_rx) = crossbeam_channel::bounded(1);
             (
@@ -211,7 +227,8 @@ impl Space {
             audience: Mutex::new(tribune_room::Audience::new(AUDIENCE_REMEMBERED)),
             turned_away: Mutex::new(Default::default()),
             timeline: Mutex::new(Timeline::new()),
-            rec_origin_ms: AtomicU64::new(0),
+            rec_origin_ms,
+            captions,
             started_at: AtomicU64::new(0),
             ended_at: AtomicU64::new(0),
             fence,

@@ -209,7 +209,12 @@ impl Space {
         };
         if media.is_some() {
             self.metrics.spaces_live.fetch_sub(1, Relaxed);
+            if self.captions.is_some() {
+                self.metrics.captions_spaces.fetch_sub(1, Relaxed);
+            }
         }
+        // The mixer stops, and with it the captions' tap: the captioner finishes what it has
+        // by itself (`SpaceCaptions::is_finished`).
         drop(media);
     }
 

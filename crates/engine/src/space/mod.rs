@@ -128,7 +128,9 @@ pub struct Space {
     pub turned_away: Mutex<tribune_admission::LastMinute>,
     timeline: Mutex<Timeline>,
     /// Unix ms at which recorded time 0 lies (recording start minus resumed duration).
-    rec_origin_ms: AtomicU64,
+    rec_origin_ms: Arc<AtomicU64>,
+    /// Live captions, when the server has a speech model and the space runs.
+    pub captions: Option<Arc<captions::SpaceCaptions>>,
     /// Unix seconds the space first went live, and ended (0: not yet).
     started_at: AtomicU64,
     ended_at: AtomicU64,
@@ -205,6 +207,7 @@ pub enum SpaceState {
 }
 
 mod build;
+pub mod captions;
 mod lifecycle;
 mod sessions;
 mod views;

@@ -85,6 +85,19 @@ impl Space {
     /// batched roster, levels and the speaking timeline. Returns the levels event payload, if
     /// any speaker is on.
     pub fn housekeeping(&self, now: u64, host_present: bool) -> Option<Vec<LevelView>> {
+        if let Some(c) = &self.captions {
+            let origin = self.rec_origin_ms.load(Relaxed);
+            for cue in c.take_fresh() {
+                self.events.publish(
+                    "caption",
+                    &serde_json::json!({
+                        "start_ms": cue.start_ms.saturating_sub(origin),
+                        "end_ms": cue.end_ms.saturating_sub(origin),
+                        "text": cue.text,
+                    }),
+                );
+            }
+        }
         let (out, roster) = {
             let mut room = self.room.lock();
             if host_present {
@@ -203,6 +216,11 @@ impl Space {
             _ => {}
         }
         self.store.run(move |s| s.set_state(&id, state, at));
+    }
+
+    /// Unix ms at which recorded time 0 lies (0 before the recording starts).
+    pub fn rec_origin(&self) -> u64 {
+        self.rec_origin_ms.load(Relaxed)
     }
 
     /// Unix seconds the space first went live, if it has.

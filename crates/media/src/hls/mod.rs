@@ -60,7 +60,8 @@ pub mod dvr;
 pub mod journal;
 pub mod name;
 mod rendition;
-mod time;
+pub mod subtitles;
+pub mod time;
 pub mod validate;
 
 #[cfg(test)]

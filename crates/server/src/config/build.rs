@@ -115,6 +115,26 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
             args.tls_cert.or(file.tls_cert),
             args.tls_key.or(file.tls_key),
         )?,
+        captions_model: args.captions_model.or(file.captions_model),
+        captions_language: {
+            let l = args
+                .captions_language
+                .or(file.captions_language)
+                .unwrap_or_else(|| "en".to_owned());
+            if l.is_empty() || l.len() > 8 || !l.bytes().all(|b| b.is_ascii_lowercase()) {
+                return Err(ConfigError::Invalid {
+                    name: "captions-language",
+                    reason: format!(
+                        "{l:?} is not a language code (two or three lowercase letters, e.g. en)"
+                    ),
+                });
+            }
+            l
+        },
+        captions_slowdown: Duration::from_millis(
+            args.captions_slowdown_ms.unwrap_or(0).min(60_000),
+        ),
+        captions: None,
         trusted_proxies: args
             .trusted_proxy
             .or(file.trusted_proxy)
