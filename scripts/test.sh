@@ -30,6 +30,9 @@ TRIBUNE_BIN=$PWD/target/debug/tribune tests/browser/run_webapp.sh
 # its viewport, exactly the controls each state should show, axe-core, the links (copy, host,
 # speaker), the .ics (Python icalendar), the reminder (screenshots in target/browser-artifacts/states).
 TRIBUNE_BIN=$PWD/target/debug/tribune tests/browser/run_states.sh
+# Live captions in a browser: the page's caption line, hls.js reading the WebVTT rendition,
+# the replay's captions (Whisper base on espeak-ng speech; screenshots in target/browser-artifacts/captions).
+TRIBUNE_BIN=$PWD/target/debug/tribune tests/browser/run_captions_page.sh
 # The listener page through real nginx and Varnish edges: no join, event stream or presence
 # reaches the origin until the listener raises a hand (private network namespace).
 TRIBUNE_BIN=$PWD/target/debug/tribune tests/browser/run_edge_page.sh

@@ -277,7 +277,10 @@ pub async fn run(args: Args) -> Result<()> {
 
     let captioned = Server::start(
         &args.server_bin,
-        &["--captions-model".into(), model.to_string_lossy().into_owned()],
+        &[
+            "--captions-model".into(),
+            model.to_string_lossy().into_owned(),
+        ],
     )
     .context("starting the captioned server")?;
     let plain = Server::start(&args.server_bin, &[]).context("starting the baseline server")?;
@@ -382,9 +385,18 @@ pub async fn run(args: Args) -> Result<()> {
             args.seconds
         ),
         &[
-            ("cues measured (through the nginx edge)", d.count.to_string()),
-            ("delay p50 / p90 (s)", format!("{} / {}", s(d.p50), s(d.p90))),
-            ("delay p99 / max (s)", format!("{} / {}", s(d.p99), s(d.max))),
+            (
+                "cues measured (through the nginx edge)",
+                d.count.to_string(),
+            ),
+            (
+                "delay p50 / p90 (s)",
+                format!("{} / {}", s(d.p50), s(d.p90)),
+            ),
+            (
+                "delay p99 / max (s)",
+                format!("{} / {}", s(d.p99), s(d.max)),
+            ),
             (
                 "delay at the origin p50 / p99 / max (s)",
                 format!("{} / {} / {}", s(o.p50), s(o.p99), s(o.max)),
@@ -398,11 +410,20 @@ pub async fn run(args: Args) -> Result<()> {
                 "server CPU without captions (share of a core)",
                 f(summary.process_share_plain, 3),
             ),
-            ("captions cost (share of a core)", f(summary.captions_cost_share, 3)),
+            (
+                "captions cost (share of a core)",
+                f(summary.captions_cost_share, 3),
+            ),
             ("WER, aligned to what was spoken", f(summary.wer, 3)),
             ("WER, whole vs floor(k) loops", f(summary.wer_whole_reps, 3)),
-            ("WER of the live rendition (aligned)", f(summary.wer_live, 3)),
-            ("dropped audio (ms, all rounds)", f(summary.dropped_audio_ms, 0)),
+            (
+                "WER of the live rendition (aligned)",
+                f(summary.wer_live, 3),
+            ),
+            (
+                "dropped audio (ms, all rounds)",
+                f(summary.dropped_audio_ms, 0),
+            ),
             (
                 "inconsistent cue times / segment errors",
                 format!("{} / {}", summary.inconsistent_cues, summary.segment_errors),
@@ -473,15 +494,17 @@ async fn one_round(su: &Setup<'_>, r: &mut Round) -> Result<()> {
         .await?;
     let index_url = format!("{}/spaces/{}/hls/index.m3u8", su.edge, space.id);
     let mut index = String::new();
-    until(SETUP, "index.m3u8 through the edge", async || {
-        match get_text(&su.http, &index_url).await {
+    until(
+        SETUP,
+        "index.m3u8 through the edge",
+        async || match get_text(&su.http, &index_url).await {
             Ok((200, t)) => {
                 index = t;
                 true
             }
             _ => false,
-        }
-    })
+        },
+    )
     .await?;
     ensure!(
         index.contains("subs.m3u8"),
@@ -497,7 +520,10 @@ async fn one_round(su: &Setup<'_>, r: &mut Round) -> Result<()> {
 
     r.step = "following the subtitles playlist";
     let subs = format!("/spaces/{}/hls/subs.m3u8", space.id);
-    let (edge_pl, origin_pl) = (format!("{}{subs}", su.edge), format!("{}{subs}", server.base));
+    let (edge_pl, origin_pl) = (
+        format!("{}{subs}", su.edge),
+        format!("{}{subs}", server.base),
+    );
     let mut origin_seen: HashMap<u64, f64> = HashMap::new();
     let mut seen: BTreeSet<u64> = BTreeSet::new();
     let mut tries: HashMap<u64, u32> = HashMap::new();
@@ -657,7 +683,10 @@ async fn one_round(su: &Setup<'_>, r: &mut Round) -> Result<()> {
     tokio::time::sleep_until((t_off + tail).into()).await;
     let p1 = procstat::sample(pid, su.ticks)?;
     let speaking = secs(t_off.saturating_duration_since(t_on));
-    ensure!(speaking > 1.0, "the baseline speaker was on the air {speaking:.1} s");
+    ensure!(
+        speaking > 1.0,
+        "the baseline speaker was on the air {speaking:.1} s"
+    );
     let cpu_ms = secs(p1.cpu.saturating_sub(p0.cpu)) * 1000.0;
     r.plain_speaking_s = Some(speaking);
     r.plain_window_s = Some(secs(p1.at - p0.at));
@@ -1077,7 +1106,10 @@ mod tests {
     #[test]
     fn spread_is_nearest_rank() {
         let s = Spread::of((1..=20).map(f64::from).collect());
-        assert_eq!((s.count, s.p50, s.p90, s.p99, s.max), (20, 10.0, 18.0, 20.0, 20.0));
+        assert_eq!(
+            (s.count, s.p50, s.p90, s.p99, s.max),
+            (20, 10.0, 18.0, 20.0, 20.0)
+        );
         assert_eq!(Spread::of(vec![]).count, 0);
     }
 }

@@ -11,7 +11,7 @@
 //! - a missing or malformed model directory stops `serve` with a message naming it.
 //!
 //! Needs espeak-ng, ffprobe and nginx (`scripts/packages.sh test`) and the model directory
-//! (`TRIBUNE_CAPTIONS_MODEL`, default `target/models/whisper-base`): missing, the test fails.
+//! (`TRIBUNE_TEST_CAPTIONS_MODEL`, default `target/models/whisper-base`): missing, the test fails.
 
 mod common;
 
@@ -33,7 +33,7 @@ const SCRIPT: &str = "The quick brown fox jumps over the lazy dog. \
 const MAX_WER: f64 = 0.35;
 
 fn model_dir() -> PathBuf {
-    let dir = std::env::var_os("TRIBUNE_CAPTIONS_MODEL")
+    let dir = std::env::var_os("TRIBUNE_TEST_CAPTIONS_MODEL")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/models/whisper-base")

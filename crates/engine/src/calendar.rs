@@ -91,7 +91,10 @@ pub fn text(s: &str) -> String {
 /// Unix seconds as a UTC DATE-TIME, `19970714T173000Z` (the HLS program date-time's fields).
 pub fn utc(unix: u64) -> String {
     let iso = tribune_media::hls::time::format(unix * 1000); // 1997-07-14T17:30:00.000Z
-    let mut out: String = iso[..19].chars().filter(|c| *c != '-' && *c != ':').collect();
+    let mut out: String = iso[..19]
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect();
     out.push('Z');
     out
 }
