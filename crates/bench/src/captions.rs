@@ -37,7 +37,7 @@
 //! Every phase is bounded in time; a round that fails is reported with its reason and the
 //! figures it got. Both servers, the edge and every speaker are killed at the end, on errors too.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -128,7 +128,7 @@ pub struct Round {
     /// Speaker exited → the edge listed a segment [`DRAIN_PAST`] past it.
     pub drain_s: Option<f64>,
     /// Counter deltas over the window.
-    pub engine_cpu_ms: Option<f64>,
+    pub engine_busy_ms: Option<f64>,
     pub cues_total: Option<f64>,
     pub chunks_total: Option<f64>,
     pub dropped_audio_ms: Option<f64>,
@@ -138,14 +138,25 @@ pub struct Round {
     pub server_delay_max_ms: Option<f64>,
     /// Whole-process CPU of the captioned server over the window, ms.
     pub process_cpu_ms: Option<f64>,
-    /// Shares of one core while speaking (CPU / `speaking_s`).
+    /// CPU over the window of the server's threads, by name (per-space suffixes dropped;
+    /// `main` is the main thread), ms, from `/proc/PID/task/*/stat`.
+    pub threads_cpu_ms: BTreeMap<String, f64>,
+    /// Of those, the caption threads (`captions`, `captions-in`) and the unnamed threads other
+    /// than main (CTranslate2's worker, where the model runs), ms.
+    pub inference_threads_cpu_ms: Option<f64>,
+    /// Shares of one core while speaking (CPU / `speaking_s`); `engine_share` is from the
+    /// counter, `inference_threads_share` from `inference_threads_cpu_ms`.
     pub engine_share: Option<f64>,
+    pub inference_threads_share: Option<f64>,
     pub process_share: Option<f64>,
     /// Baseline run (no model): the same figures.
     pub plain_speaking_s: Option<f64>,
     pub plain_window_s: Option<f64>,
     pub plain_process_cpu_ms: Option<f64>,
     pub plain_process_share: Option<f64>,
+    pub plain_threads_cpu_ms: BTreeMap<String, f64>,
+    /// The same set of threads as `inference_threads_cpu_ms`, on the baseline server.
+    pub plain_inference_threads_cpu_ms: Option<f64>,
     /// Segments listed at the edge, and cues seen in them.
     pub segments_seen: Option<usize>,
     pub cues_seen: Option<usize>,
@@ -206,6 +217,7 @@ pub struct Summary {
     pub origin_delay_ms: Spread,
     /// Shares of one core while speaking: sums of CPU over sums of seconds on the air.
     pub engine_share: f64,
+    pub inference_threads_share: f64,
     pub process_share_captions: f64,
     pub process_share_plain: f64,
     pub captions_cost_share: f64,
@@ -360,7 +372,8 @@ pub async fn run(args: Args) -> Result<()> {
                 .flat_map(|r| r.cues.iter().filter_map(|c| c.origin_delay_ms))
                 .collect(),
         ),
-        engine_share: ratio(sum(|r| r.engine_cpu_ms) / 1000.0, speaking),
+        engine_share: ratio(sum(|r| r.engine_busy_ms) / 1000.0, speaking),
+        inference_threads_share: ratio(sum(|r| r.inference_threads_cpu_ms) / 1000.0, speaking),
         process_share_captions: ratio(sum(|r| r.process_cpu_ms) / 1000.0, speaking),
         process_share_plain: ratio(sum(|r| r.plain_process_cpu_ms) / 1000.0, plain_speaking),
         wer: mean(|r| r.wer),
@@ -401,7 +414,14 @@ pub async fn run(args: Args) -> Result<()> {
                 "delay at the origin p50 / p99 / max (s)",
                 format!("{} / {} / {}", s(o.p50), s(o.p99), s(o.max)),
             ),
-            ("engine CPU (share of a core)", f(summary.engine_share, 3)),
+            (
+                "engine CPU, the counter (share of a core)",
+                f(summary.engine_share, 3),
+            ),
+            (
+                "caption + inference threads, /proc (share of a core)",
+                f(summary.inference_threads_share, 3),
+            ),
             (
                 "server CPU with captions (share of a core)",
                 f(summary.process_share_captions, 3),
@@ -456,7 +476,7 @@ pub async fn run(args: Args) -> Result<()> {
 /// Counters of the captioned server read at the window's two ends.
 #[derive(Debug, Clone, Copy)]
 struct Counters {
-    engine_cpu_ms: f64,
+    engine_busy_ms: f64,
     cues: f64,
     chunks: f64,
     dropped_ms: f64,
@@ -467,7 +487,7 @@ struct Counters {
 async fn counters(server: &Server) -> Result<Counters> {
     let m = server.metrics().await?;
     Ok(Counters {
-        engine_cpu_ms: m.get("tribune_captions_engine_cpu_ms_total")?,
+        engine_busy_ms: m.get("tribune_captions_engine_busy_ms_total")?,
         cues: m.get("tribune_captions_cues_total")?,
         chunks: m.get("tribune_captions_chunks_total")?,
         dropped_ms: m.get("tribune_captions_dropped_audio_ms_total")?,
@@ -514,6 +534,7 @@ async fn one_round(su: &Setup<'_>, r: &mut Round) -> Result<()> {
     r.step = "starting the captioned run's speaker";
     let c0 = counters(server).await?;
     let p0 = procstat::sample(pid, su.ticks)?;
+    let th0 = threads_cpu(pid);
     let speaker = Speaker::start(server, &space, su, &format!("reader{}", r.round)).await?;
     server.wait_metric("tribune_speakers", 1.0).await?;
     let t_on = Instant::now();
@@ -615,11 +636,12 @@ async fn one_round(su: &Setup<'_>, r: &mut Round) -> Result<()> {
     ensure!(speaking > 1.0, "the speaker was on the air {speaking:.1} s");
     let c1 = counters(server).await?;
     let p1 = procstat::sample(pid, su.ticks)?;
+    let th1 = threads_cpu(pid);
     let tail = t_drained - t_off;
     r.speaking_s = Some(speaking);
     r.window_s = Some(secs(p1.at - p0.at));
     r.drain_s = Some(secs(tail));
-    r.engine_cpu_ms = Some(c1.engine_cpu_ms - c0.engine_cpu_ms);
+    r.engine_busy_ms = Some(c1.engine_busy_ms - c0.engine_busy_ms);
     r.cues_total = Some(c1.cues - c0.cues);
     r.chunks_total = Some(c1.chunks - c0.chunks);
     r.dropped_audio_ms = Some(c1.dropped_ms - c0.dropped_ms);
@@ -628,8 +650,12 @@ async fn one_round(su: &Setup<'_>, r: &mut Round) -> Result<()> {
     r.server_delay_max_ms = Some(c1.delay_max_ms);
     let cpu_ms = secs(p1.cpu.saturating_sub(p0.cpu)) * 1000.0;
     r.process_cpu_ms = Some(cpu_ms);
-    r.engine_share = Some((c1.engine_cpu_ms - c0.engine_cpu_ms) / 1000.0 / speaking);
+    r.engine_share = Some((c1.engine_busy_ms - c0.engine_busy_ms) / 1000.0 / speaking);
     r.process_share = Some(cpu_ms / 1000.0 / speaking);
+    r.threads_cpu_ms = by_name(&th0, &th1, su.ticks);
+    let inference = inference_ms(&r.threads_cpu_ms);
+    r.inference_threads_cpu_ms = Some(inference);
+    r.inference_threads_share = Some(inference / 1000.0 / speaking);
     r.segments_seen = Some(seen.len());
     r.cues_seen = Some(r.cues.len());
     r.inconsistent_cues = Some(inconsistent);
@@ -669,6 +695,7 @@ async fn one_round(su: &Setup<'_>, r: &mut Round) -> Result<()> {
         .create_space(&format!("plain round {}", r.round))
         .await?;
     let p0 = procstat::sample(pid, su.ticks)?;
+    let th0 = threads_cpu(pid);
     let speaker = Speaker::start(&su.plain, &space, su, &format!("plain{}", r.round)).await?;
     su.plain.wait_metric("tribune_speakers", 1.0).await?;
     let t_on = Instant::now();
@@ -682,6 +709,7 @@ async fn one_round(su: &Setup<'_>, r: &mut Round) -> Result<()> {
     };
     tokio::time::sleep_until((t_off + tail).into()).await;
     let p1 = procstat::sample(pid, su.ticks)?;
+    let th1 = threads_cpu(pid);
     let speaking = secs(t_off.saturating_duration_since(t_on));
     ensure!(
         speaking > 1.0,
@@ -692,10 +720,77 @@ async fn one_round(su: &Setup<'_>, r: &mut Round) -> Result<()> {
     r.plain_window_s = Some(secs(p1.at - p0.at));
     r.plain_process_cpu_ms = Some(cpu_ms);
     r.plain_process_share = Some(cpu_ms / 1000.0 / speaking);
+    r.plain_threads_cpu_ms = by_name(&th0, &th1, su.ticks);
+    r.plain_inference_threads_cpu_ms = Some(inference_ms(&r.plain_threads_cpu_ms));
     drop(speaker);
     end_space(su, &su.plain, &space).await?;
     ensure!(!r.cues.is_empty(), "no cue reached the edge");
     Ok(())
+}
+
+/// Thread names that end in `-` and (part of) a space id.
+const PER_SPACE: [&str; 5] = ["captions-in", "captions", "mixer", "pager", "rec"];
+
+/// Each thread of process `pid`: id → (name, utime + stime in clock ticks). The main thread is
+/// named `main`; a per-space suffix (`mixer-3bzkJfR4M`) is dropped.
+fn threads_cpu(pid: u32) -> HashMap<u32, (String, u64)> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in dir.flatten() {
+        let Some(tid) = t.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // Fields 14 and 15 of proc(5); `fields` starts at field 3.
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+        let (Some(u), Some(s)) = (field(14), field(15)) else {
+            continue;
+        };
+        let name = if tid == pid {
+            "main"
+        } else {
+            PER_SPACE
+                .into_iter()
+                .find(|p| comm.strip_prefix(p).is_some_and(|r| r.starts_with('-')))
+                .unwrap_or(comm)
+        };
+        out.insert(tid, (name.to_owned(), u + s));
+    }
+    out
+}
+
+/// CPU between two [`threads_cpu`] readings by thread name, ms (a thread born in between
+/// counts from 0; one that ended in between is missing).
+fn by_name(
+    before: &HashMap<u32, (String, u64)>,
+    after: &HashMap<u32, (String, u64)>,
+    ticks: u64,
+) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for (tid, (name, t)) in after {
+        let t0 = before.get(tid).map_or(0, |(_, t0)| *t0);
+        *out.entry(name.clone()).or_insert(0.0) +=
+            t.saturating_sub(t0) as f64 * 1000.0 / ticks.max(1) as f64;
+    }
+    out
+}
+
+/// The caption threads and the unnamed ones but main (named like the binary, `tribune`).
+fn inference_ms(threads: &BTreeMap<String, f64>) -> f64 {
+    threads
+        .iter()
+        .filter(|(n, _)| n.starts_with("captions") || n.as_str() == "tribune")
+        .map(|(_, ms)| ms)
+        .sum()
 }
 
 /// `POST /api/spaces/{id}/end` with the host token.
@@ -775,18 +870,21 @@ fn listed(text: &str) -> Vec<Listed> {
                 .next()
                 .and_then(|d| d.trim().parse::<f64>().ok())
                 .unwrap_or(0.0);
-        } else if let Some(n) = l.strip_prefix("subs/").and_then(|l| l.strip_suffix(".vtt")) {
-            if let (Ok(msn), Some(p)) = (n.parse(), pdt.take()) {
-                out.push(Listed {
-                    msn,
-                    pdt_ms: p as f64,
-                    duration_ms: dur * 1000.0,
-                });
-            }
+        } else if let Some(n) = l.strip_prefix("subs/").and_then(|l| l.strip_suffix(".vtt"))
+            && let (Ok(msn), Some(p)) = (n.parse(), pdt.take())
+        {
+            out.push(Listed {
+                msn,
+                pdt_ms: p as f64,
+                duration_ms: dur * 1000.0,
+            });
         }
     }
     out
 }
+
+/// A cue as read: start and end ms, text.
+type VttCue = (u64, u64, String);
 
 /// `HH:MM:SS.mmm` or `MM:SS.mmm` → ms.
 fn timestamp_ms(s: &str) -> Option<u64> {
@@ -808,7 +906,7 @@ fn timestamp_ms(s: &str) -> Option<u64> {
 /// A WebVTT text: `X-TIMESTAMP-MAP`'s `LOCAL` (0 without one) and its cues (start, end, text
 /// with the entities `&amp;`, `&lt;`, `&gt;` undone). `None` if it is not WebVTT or a timing
 /// line is malformed.
-fn parse_segment(text: &str) -> Option<(u64, Vec<(u64, u64, String)>)> {
+fn parse_segment(text: &str) -> Option<(u64, Vec<VttCue>)> {
     let mut lines = text.lines();
     if !lines.next()?.starts_with("WEBVTT") {
         return None;

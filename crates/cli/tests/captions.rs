@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use common::*;
 use tribune_captions::vtt;
+use tribune_captions::{word_error_rate as wer, words};
 
 /// What the speaker says.
 const SCRIPT: &str = "The quick brown fox jumps over the lazy dog. \
@@ -59,60 +60,8 @@ fn speech(dir: &Path) -> (PathBuf, f64) {
             panic!("espeak-ng: {e} (Debian's espeak-ng; scripts/packages.sh test installs it)")
         });
     assert!(ok.success(), "espeak-ng failed");
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&wav)
-        .output()
-        .expect("ffprobe");
-    let secs: f64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("a duration");
+    let (secs, _, _) = ffmpeg_check(&wav);
     (wav, secs)
-}
-
-fn words(s: &str) -> Vec<String> {
-    s.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric() || *c == '\'')
-                .collect::<String>()
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Word error rate of `hyp` against `reference`: word-level edit distance over the
-/// reference's length.
-fn wer(reference: &str, hyp: &str) -> f64 {
-    let (r, h) = (words(reference), words(hyp));
-    let mut prev: Vec<usize> = (0..=h.len()).collect();
-    for (i, rw) in r.iter().enumerate() {
-        let mut cur = vec![i + 1; h.len() + 1];
-        for (j, hw) in h.iter().enumerate() {
-            let sub = prev[j] + usize::from(rw != hw);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[h.len()] as f64 / r.len().max(1) as f64
-}
-
-#[test]
-fn word_error_rate_is_computed_right() {
-    assert_eq!(wer("a b c d", "a b c d"), 0.0);
-    assert_eq!(wer("a b c d", "a x c d"), 0.25);
-    assert_eq!(wer("a b c d", "a c d"), 0.25);
-    assert_eq!(wer("The fox, jumps!", "the fox jumps"), 0.0);
-    assert_eq!(wer("a b", ""), 1.0);
 }
 
 async fn get_text(url: &str) -> (u16, String) {
@@ -308,7 +257,7 @@ async fn captions_through_the_edge_and_in_the_replay() {
     let m = scrape(&base).await;
     for name in [
         "tribune_captions_cues_total",
-        "tribune_captions_engine_cpu_ms_total",
+        "tribune_captions_engine_busy_ms_total",
         "tribune_captions_delay_ms_max",
     ] {
         let v = metric(&base, name).await;

@@ -23,7 +23,7 @@ pub struct Metrics {
     pub captions_chunks: AtomicU64,
     pub captions_dropped_ms: AtomicU64,
     pub captions_tap_full: AtomicU64,
-    pub captions_engine_cpu_ns: AtomicU64,
+    pub captions_engine_busy_ns: AtomicU64,
     pub captions_delay_ms_last: AtomicU64,
     pub captions_delay_ms_max: AtomicU64,
     pub captions_delay_ms_sum: AtomicU64,
@@ -190,10 +190,10 @@ impl Metrics {
             c(&self.captions_tap_full),
         );
         put(
-            "captions_engine_cpu_ms_total",
+            "captions_engine_busy_ms_total",
             "counter",
-            "CPU time of the caption engines, milliseconds.",
-            c(&self.captions_engine_cpu_ns) / 1_000_000,
+            "Time the speech engine spent transcribing, milliseconds (it computes on one CPU thread: its CPU time, at most).",
+            c(&self.captions_engine_busy_ns) / 1_000_000,
         );
         put(
             "captions_delay_ms_last",
