@@ -45,6 +45,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde::Serialize;
+use tribune_captions::{word_error_rate as wer, words};
 
 use crate::harness::{Guard, Server, Space};
 use crate::procstat;
@@ -943,18 +944,6 @@ fn parse_segment(text: &str) -> Option<(u64, Vec<VttCue>)> {
 }
 
 /// Lowercase words, punctuation stripped.
-fn words(s: &str) -> Vec<String> {
-    s.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric() || *c == '\'')
-                .collect::<String>()
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
 /// Edit distances of `hyp` (whole) against every prefix of `reference`: `d[i]` is the distance
 /// to the first `i` reference words.
 fn distances(reference: &[String], hyp: &[String]) -> Vec<usize> {
@@ -970,13 +959,6 @@ fn distances(reference: &[String], hyp: &[String]) -> Vec<usize> {
         prev = cur;
     }
     out
-}
-
-/// Word error rate of `hyp` against `reference` (the test's definition).
-fn wer(reference: &str, hyp: &str) -> f64 {
-    let r = words(reference);
-    let d = distances(&r, &words(hyp));
-    d[r.len()] as f64 / r.len().max(1) as f64
 }
 
 /// WER of `hyp` against `script` looped `loops` times, cut where `hyp` aligns best (see the
@@ -1123,24 +1105,8 @@ impl Edge {
         Ok(Edge { child, port })
     }
 
-    /// `SIGTERM` (the master ends its workers: a `SIGKILL`ed master would leave them serving),
-    /// then `SIGKILL` after 5 s.
     fn stop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        tribune_load::nginx::stop(&mut self.child);
     }
 }
 

@@ -468,24 +468,8 @@ impl Edge {
         Ok(Edge { child, port })
     }
 
-    /// `SIGTERM` (the master ends its workers: a `SIGKILL`ed master would leave them serving),
-    /// then `SIGKILL` after 5 s.
     fn stop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        tribune_load::nginx::stop(&mut self.child);
     }
 }
 

@@ -29,3 +29,23 @@ pub fn spawn(bin: &Path, dir: &Path, conf: &str) -> Result<Child> {
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))
 }
+
+/// Stops nginx: `SIGTERM` (the master ends its workers: a `SIGKILL`ed master would leave them
+/// serving), then `SIGKILL` after 5 s.
+pub fn stop(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < end {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
