@@ -18,8 +18,7 @@ pub struct SpaceCaptions {
     cues: Arc<Mutex<Vec<Cue>>>,
     fresh: crossbeam_channel::Receiver<Cue>,
     progress: Arc<Progress>,
-    worker: Mutex<Option<Captions>>,
-    file: PathBuf,
+    worker: Captions,
 }
 
 /// The replay's captions file of space `id`.
@@ -43,7 +42,7 @@ impl SpaceCaptions {
         }
         let cues = Arc::new(Mutex::new(Vec::new()));
         let (fresh_tx, fresh) = crossbeam_channel::unbounded();
-        let (c2, path) = (cues.clone(), file.clone());
+        let (c2, path) = (cues.clone(), file);
         metrics.captions_spaces.fetch_add(1, Relaxed);
         let (tap, worker) = Captions::start(
             id,
@@ -67,8 +66,7 @@ impl SpaceCaptions {
                 cues,
                 fresh,
                 progress,
-                worker: Mutex::new(Some(worker)),
-                file,
+                worker,
             }),
         ))
     }
@@ -93,21 +91,9 @@ impl SpaceCaptions {
         self.progress.done_unix_ms()
     }
 
-    /// The replay's WebVTT file.
-    pub fn file(&self) -> &Path {
-        &self.file
-    }
-
-    /// Waits for the captioner to finish what it has (call once the mixer has stopped).
-    pub fn finish(&self) {
-        if let Some(w) = self.worker.lock().take() {
-            w.finish();
-        }
-    }
-
     /// Whether the captioner has stopped (after the mixer did) with every cue written.
     pub fn is_finished(&self) -> bool {
-        self.worker.lock().as_ref().is_none_or(|w| w.is_finished())
+        self.worker.is_finished()
     }
 }
 
