@@ -6,8 +6,8 @@
 //! once its span has been captioned (the captioner says how far it is done), so it never
 //! changes once served: `public, max-age=31536000, immutable`, like the audio's. Its cues are
 //! in the audio's media timeline (`X-TIMESTAMP-MAP` ties 90 kHz time to the cue clock, both the
-//! segment's start), so hls.js and Safari place them on the audio. The playlist changes as
-//! segments are captioned: `max-age=1`.
+//! segment's start), so players place them on the audio (hls.js does, tested; Safari is not
+//! tested here). The playlist changes as segments are captioned: `max-age=1`.
 
 use std::time::Duration;
 
